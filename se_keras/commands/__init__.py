@@ -1,0 +1,1 @@
+"""Subcommands of the `se-keras` command line, one module each."""
