@@ -1,0 +1,55 @@
+"""Model builders in the style of `keras.applications`.
+
+Every builder takes keras.applications' arguments (`include_top`, `weights`,
+`input_tensor`, `input_shape`, `pooling`, `classes`,
+`classifier_activation`, `name`) plus SE options (`se=False` builds the
+plain network from the same code). `MODELS` maps each public name to its
+builder.
+
+Example:
+>>> from se_keras.applications import SEResNet50
+>>> model = SEResNet50(weights=None)
+"""
+
+from se_keras.applications.cifar_resnet import BUILDERS as _CIFAR_BUILDERS
+from se_keras.applications.cifar_resnet import SEResNet20
+from se_keras.applications.cifar_resnet import SEResNet32
+from se_keras.applications.cifar_resnet import SEResNet56
+from se_keras.applications.cifar_resnet import SEResNet110
+from se_keras.applications.cifar_resnet import SEResNet164
+from se_keras.applications.cifar_resnet import SEWideResNet16_8
+from se_keras.applications.imagenet import decode_predictions
+from se_keras.applications.imagenet import imagenet_class_names
+from se_keras.applications.imagenet import preprocess_input
+from se_keras.applications.imagenet import Preprocessing
+from se_keras.applications.resnet import BUILDERS as _RESNET_BUILDERS
+from se_keras.applications.resnet import SENet154
+from se_keras.applications.resnet import SEResNet18
+from se_keras.applications.resnet import SEResNet34
+from se_keras.applications.resnet import SEResNet50
+from se_keras.applications.resnet import SEResNet101
+from se_keras.applications.resnet import SEResNet152
+from se_keras.applications.resnet import SEResNet152D
+from se_keras.applications.resnet import SEResNeXt26
+from se_keras.applications.resnet import SEResNeXt26D
+from se_keras.applications.resnet import SEResNeXt26T
+from se_keras.applications.resnet import SEResNeXt50
+from se_keras.applications.resnet import SEResNeXt101
+from se_keras.applications.resnet import SEResNeXt101_32x8d
+from se_keras.applications.resnet import SEResNeXt101_64x4d
+
+# Public name -> builder, for the command line and the tests.
+MODELS = {**_RESNET_BUILDERS, **_CIFAR_BUILDERS}
+
+
+def get_builder(name):
+    """The builder called `name` (e.g. "SEResNet50").
+
+    Raises:
+        ValueError: for an unknown name, listing the known ones.
+    """
+    if name not in MODELS:
+        raise ValueError(
+            f"Unknown model; known models: {', '.join(MODELS)}. Received: model={name!r}"
+        )
+    return MODELS[name]

@@ -1,0 +1,251 @@
+"""What every builder in `se_keras.applications` shares: argument validation
+in keras.applications' order and wording, the input tensor, the head, and
+PyTorch-compatible padding.
+
+Validation order (as in `keras.applications.resnet`): weights, classes,
+input shape, pooling, classifier activation. Every error ends with
+"Received: arg=value".
+"""
+
+import os
+
+import keras
+from keras import layers
+
+POOLINGS = (None, "avg", "max")
+
+
+def channel_axis():
+    return -1 if keras.config.image_data_format() == "channels_last" else 1
+
+
+def is_pretrained(weights, known_tags):
+    """True for ImageNet weights ("imagenet" or a tag), whose head has 1000 classes.
+
+    A path may hold the user's own fine-tuned weights, so it is not held to
+    the ImageNet rules (1000 classes, softmax, 3 channels).
+    """
+    return weights == "imagenet" or (isinstance(weights, str) and weights in known_tags)
+
+
+def validate_data_format():
+    """channels_first needs a GPU: TensorFlow's CPU convolutions are NHWC only."""
+    data_format = keras.config.image_data_format()
+    if data_format == "channels_first" and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        if not tf.config.list_logical_devices("GPU"):
+            raise ValueError(
+                "The 'channels_first' data format needs a GPU with TensorFlow: "
+                "its CPU convolutions support only channels_last (NHWC). Use "
+                "keras.config.set_image_data_format('channels_last') on CPU. "
+                f"Received: image_data_format={data_format!r}"
+            )
+
+
+def validate_weights(weights, known_tags):
+    """`weights` is None, "imagenet", a known tag or an existing file."""
+    if weights is None or weights == "imagenet" or weights in known_tags:
+        return
+    if isinstance(weights, (str, os.PathLike)) and os.path.exists(weights):
+        return
+    tags = ", ".join(repr(t) for t in sorted(known_tags)) or "none"
+    raise ValueError(
+        "The `weights` argument should be either `None` (random "
+        "initialization), `'imagenet'` (the best ImageNet-1k checkpoint), one "
+        f"of this model's pretrained tags ({tags}), or the path to a weights "
+        "file (.weights.h5, .safetensors or .pth) to be loaded. "
+        f"Received: weights={weights!r}"
+    )
+
+
+def validate_classes(weights, known_tags, include_top, classes):
+    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
+        raise ValueError(
+            f"`classes` must be a positive integer. Received: classes={classes!r}"
+        )
+    if is_pretrained(weights, known_tags) and include_top and classes != 1000:
+        raise ValueError(
+            "If using ImageNet `weights` with `include_top=True`, `classes` "
+            f"should be 1000. Received: classes={classes}"
+        )
+
+
+def obtain_input_shape(input_shape, default_size, min_size, pretrained, require_flatten):
+    """keras.applications' input shape rules, for models that end in global pooling.
+
+    One deliberate difference: with pretrained weights and `include_top=True`
+    any static size is accepted, not only the default, because these models
+    are fully convolutional and their published accuracies are measured at
+    several sizes (timm evaluates at `test_input_size`).
+    """
+    channels_first = keras.config.image_data_format() == "channels_first"
+    if input_shape is None:
+        if require_flatten:
+            return (3, default_size, default_size) if channels_first else (
+                default_size, default_size, 3)
+        return (3, None, None) if channels_first else (None, None, 3)
+    input_shape = tuple(input_shape)
+    if len(input_shape) != 3:
+        raise ValueError(
+            "`input_shape` must be a tuple of three integers. "
+            f"Received: input_shape={input_shape}"
+        )
+    channels = input_shape[0] if channels_first else input_shape[-1]
+    spatial = input_shape[1:] if channels_first else input_shape[:2]
+    if pretrained and channels != 3:
+        raise ValueError(
+            "The input must have 3 channels to load ImageNet weights. "
+            f"Received: input_shape={input_shape}"
+        )
+    if channels is None:
+        raise ValueError(
+            "The number of input channels must be known. "
+            f"Received: input_shape={input_shape}"
+        )
+    if any(s is not None and s < min_size for s in spatial):
+        raise ValueError(
+            f"Input size must be at least {min_size}x{min_size}. "
+            f"Received: input_shape={input_shape}"
+        )
+    if require_flatten and None in spatial:
+        raise ValueError(
+            "If `include_top` is True, you should specify a static "
+            f"`input_shape`. Received: input_shape={input_shape}"
+        )
+    return input_shape
+
+
+def validate_pooling(pooling):
+    if pooling not in POOLINGS:
+        raise ValueError(
+            "`pooling` must be one of None, 'avg' or 'max'. "
+            f"Received: pooling={pooling!r}"
+        )
+
+
+def validate_classifier_activation(classifier_activation, pretrained, include_top):
+    if not (include_top and pretrained):
+        return
+    if classifier_activation not in (None, "softmax"):
+        raise ValueError(
+            "Only `None` and `softmax` activations are allowed for the "
+            "`classifier_activation` argument when using ImageNet weights, "
+            "with `include_top=True`. "
+            f"Received: classifier_activation={classifier_activation!r}"
+        )
+
+
+def validate_common(
+    *,
+    weights,
+    known_tags,
+    include_top,
+    classes,
+    input_shape,
+    default_size,
+    min_size,
+    pooling,
+    classifier_activation,
+):
+    """All of keras.applications' checks, in its order. Returns the input shape."""
+    validate_data_format()
+    validate_weights(weights, known_tags)
+    validate_classes(weights, known_tags, include_top, classes)
+    pretrained = is_pretrained(weights, known_tags)
+    shape = obtain_input_shape(
+        input_shape, default_size, min_size, pretrained, require_flatten=include_top
+    )
+    validate_pooling(pooling)
+    validate_classifier_activation(classifier_activation, pretrained, include_top)
+    return shape
+
+
+def make_input(input_tensor, input_shape):
+    """The model's input layer, wrapping `input_tensor` if one is given."""
+    if input_tensor is None:
+        return keras.Input(shape=input_shape, name="input_layer")
+    if not keras.backend.is_keras_tensor(input_tensor):
+        return keras.Input(tensor=input_tensor, shape=input_shape, name="input_layer")
+    return input_tensor
+
+
+def model_inputs(input_tensor, img_input):
+    """What `keras.Model` takes as inputs (the graph's sources for an `input_tensor`)."""
+    if input_tensor is None:
+        return img_input
+    return keras.utils.get_source_inputs(input_tensor)
+
+
+def head(x, *, include_top, pooling, classes, classifier_activation, dropout_rate=0.0):
+    """Global pooling and the classifier, keras.applications' layer names.
+
+    Under a mixed precision policy the classifier runs in float32, so that
+    the softmax and the loss are computed in full precision.
+    """
+    data_format = keras.config.image_data_format()
+    if include_top:
+        x = layers.GlobalAveragePooling2D(data_format=data_format, name="avg_pool")(x)
+        if dropout_rate:
+            x = layers.Dropout(dropout_rate, name="dropout")(x)
+        policy = keras.config.dtype_policy().name
+        x = layers.Dense(
+            classes,
+            activation=classifier_activation,
+            dtype="float32" if policy.startswith("mixed") else None,
+            name="predictions",
+        )(x)
+    elif pooling == "avg":
+        x = layers.GlobalAveragePooling2D(data_format=data_format, name="avg_pool")(x)
+    elif pooling == "max":
+        x = layers.GlobalMaxPooling2D(data_format=data_format, name="max_pool")(x)
+    return x
+
+
+def conv(x, filters, kernel_size, strides=1, groups=1, name=None, use_bias=False):
+    """A convolution padded like PyTorch's `padding=kernel_size // 2`.
+
+    Strided convolutions get an explicit symmetric ZeroPadding2D and "valid"
+    padding: TensorFlow's "same" pads more on the bottom/right for stride 2,
+    which shifts every window and breaks converted weights. At stride 1 an
+    odd kernel pads symmetrically under "same", so no extra layer is needed.
+    """
+    data_format = keras.config.image_data_format()
+    padding = "same"
+    if strides > 1 and kernel_size > 1:
+        x = layers.ZeroPadding2D(
+            kernel_size // 2, data_format=data_format, name=f"{name}_pad"
+        )(x)
+        padding = "valid"
+    return layers.Conv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding=padding,
+        groups=groups,
+        use_bias=use_bias,
+        data_format=data_format,
+        name=name,
+    )(x)
+
+
+def batch_norm(x, epsilon, name):
+    # momentum 0.9 in Keras is PyTorch's momentum 0.1.
+    return layers.BatchNormalization(
+        axis=channel_axis(), epsilon=epsilon, momentum=0.9, name=name
+    )(x)
+
+
+def max_pool_3x3_s2(x, ceil_mode, name):
+    """PyTorch's stem max pool, after a ReLU (so zero padding equals -inf padding).
+
+    `ceil_mode=False`: `MaxPool2d(3, 2, padding=1)` (timm, torchvision).
+    `ceil_mode=True`: `MaxPool2d(3, 2, ceil_mode=True)` (the Caffe-derived
+    legacy models): no left padding, and a last window that may hang over the
+    bottom/right edge. Padding one zero at the end and pooling "valid" gives
+    exactly ceil((H - 3) / 2) + 1 outputs for every H.
+    """
+    data_format = keras.config.image_data_format()
+    padding = ((0, 1), (0, 1)) if ceil_mode else 1
+    x = layers.ZeroPadding2D(padding, data_format=data_format, name=f"{name}_pad")(x)
+    return layers.MaxPooling2D(3, strides=2, data_format=data_format, name=name)(x)

@@ -1,0 +1,227 @@
+"""The CIFAR networks of the paper's CIFAR tables, with SE blocks.
+
+- SE-ResNet-20/32/56/110 (He et al. 2016, "Deep Residual Learning"):
+  post-activation basic blocks, 16/32/64 channels, n = (depth - 2) / 6
+  blocks per stage.
+- SE-ResNet-164 (He et al. 2016, "Identity Mappings"): pre-activation
+  bottlenecks, 64/128/256 output channels, n = (depth - 2) / 9.
+- SE-WRN-16-8 (Zagoruyko & Komodakis 2016): pre-activation basic blocks,
+  widths 16k/32k/64k with k = 8, n = (depth - 4) / 6.
+
+Shortcuts that change shape are 1x1 projections with BatchNorm (option B).
+The SE block sits on the residual branch before the addition, as in the
+paper. Layer names follow the ImageNet builders' contract
+(`stage{s}_block{b}_se`, ...), with `final_bn`/`final_relu` closing the
+pre-activation networks.
+"""
+
+import keras
+from keras import layers
+
+from se_keras.applications import _common
+from se_keras.layers import SqueezeExcitation
+
+# One row per public model.
+ARCHITECTURES = {
+    "seresnet20_cifar": dict(block="basic", depth=20, preact=False),
+    "seresnet32_cifar": dict(block="basic", depth=32, preact=False),
+    "seresnet56_cifar": dict(block="basic", depth=56, preact=False),
+    "seresnet110_cifar": dict(block="basic", depth=110, preact=False),
+    "seresnet164_cifar": dict(block="bottleneck", depth=164, preact=True),
+    "sewrn16_8_cifar": dict(block="basic", depth=16, preact=True, widen_factor=8),
+}
+
+
+def _blocks_per_stage(block, depth, preact):
+    if block == "bottleneck":
+        n, remainder = divmod(depth - 2, 9)
+    elif preact:
+        n, remainder = divmod(depth - 4, 6)
+    else:
+        n, remainder = divmod(depth - 2, 6)
+    if remainder or n < 1:
+        raise ValueError(
+            f"`depth` does not give a whole number of {block} blocks per stage. "
+            f"Received: depth={depth}"
+        )
+    return n
+
+
+def build_cifar_resnet(
+    *,
+    block,
+    depth,
+    preact,
+    widen_factor=1,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=10,
+    classifier_activation="softmax",
+    name="se_resnet_cifar",
+    se=True,
+    se_ratio=16,
+    se_gate="sigmoid",
+    se_squeeze="avg",
+    se_stages=None,
+    dropout_rate=0.0,
+    bn_epsilon=1e-5,
+):
+    """Builds a CIFAR (SE-)ResNet or wide ResNet.
+
+    Args:
+        block: "basic" or "bottleneck".
+        depth: total depth (20, 32, 56, 110 for basic post-activation,
+            164 for bottleneck, 16 for WRN-16-k).
+        preact: pre-activation units (ResNet-164, WRN) instead of
+            post-activation (ResNet-20 ... 110).
+        widen_factor: k of WRN-d-k.
+        include_top, weights, input_tensor, input_shape, pooling, classes,
+            classifier_activation, name: as in `keras.applications`;
+            `weights` is None or a `.weights.h5` path (no public weights).
+        se: False builds the plain network from the same code.
+        se_ratio, se_gate, se_squeeze: `SqueezeExcitation` options.
+        se_stages: the stages (1-3) with SE blocks; None means all.
+        dropout_rate: dropout between the convs of a WRN block.
+        bn_epsilon: BatchNorm epsilon.
+
+    Returns:
+        A `keras.Model`.
+    """
+    input_shape = _common.validate_common(
+        weights=weights, known_tags=(), include_top=include_top, classes=classes,
+        input_shape=input_shape, default_size=32, min_size=8, pooling=pooling,
+        classifier_activation=classifier_activation,
+    )
+    n = _blocks_per_stage(block, depth, preact)
+    stages = (1, 2, 3) if se_stages is None else tuple(se_stages)
+    if not set(stages) <= {1, 2, 3}:
+        raise ValueError(
+            "`se_stages` must be a subset of (1, 2, 3). "
+            f"Received: se_stages={se_stages!r}"
+        )
+    data_format = keras.config.image_data_format()
+    bn = lambda t, label: _common.batch_norm(t, bn_epsilon, label)  # noqa: E731
+
+    img_input = _common.make_input(input_tensor, input_shape)
+    x = _common.conv(img_input, 16, 3, name="stem_conv1")
+    if not preact:
+        x = bn(x, "stem_bn1")
+        x = layers.ReLU(name="stem_relu1")(x)
+    channels = 16
+    for stage in (1, 2, 3):
+        width = 16 * 2 ** (stage - 1) * widen_factor
+        out_channels = width * 4 if block == "bottleneck" else width
+        for b in range(1, n + 1):
+            label = f"stage{stage}_block{b}"
+            strides = 2 if stage > 1 and b == 1 else 1
+            shortcut = x
+            if preact:
+                x = bn(x, f"{label}_preact_bn")
+                x = layers.ReLU(name=f"{label}_preact_relu")(x)
+                # The projection takes the pre-activated input (He et al. 2016b).
+                if strides > 1 or channels != out_channels:
+                    shortcut = x
+            if strides > 1 or channels != out_channels:
+                shortcut = _common.conv(shortcut, out_channels, 1, strides, name=f"{label}_down_conv")
+                if not preact:
+                    shortcut = bn(shortcut, f"{label}_down_bn")
+            r = x
+            if block == "bottleneck":
+                kernels, widths, conv_strides = (1, 3, 1), (width, width, out_channels), (1, strides, 1)
+            else:
+                kernels, widths, conv_strides = (3, 3), (width, width), (strides, 1)
+            for i, (k, w, s) in enumerate(zip(kernels, widths, conv_strides), 1):
+                if preact and i > 1:
+                    r = bn(r, f"{label}_bn{i - 1}")
+                    r = layers.ReLU(name=f"{label}_relu{i - 1}")(r)
+                    if dropout_rate and block == "basic":
+                        r = layers.Dropout(dropout_rate, name=f"{label}_dropout")(r)
+                r = _common.conv(r, w, k, s, name=f"{label}_conv{i}")
+                if not preact:
+                    r = bn(r, f"{label}_bn{i}")
+                    if i < len(kernels):
+                        r = layers.ReLU(name=f"{label}_relu{i}")(r)
+            if se and stage in stages:
+                r = SqueezeExcitation(
+                    ratio=se_ratio, gate=se_gate, squeeze=se_squeeze,
+                    data_format=data_format, name=f"{label}_se",
+                )(r)
+            x = layers.Add(name=f"{label}_add")([shortcut, r])
+            if not preact:
+                x = layers.ReLU(name=f"{label}_out")(x)
+            channels = out_channels
+    if preact:
+        x = bn(x, "final_bn")
+        x = layers.ReLU(name="final_relu")(x)
+    x = _common.head(
+        x, include_top=include_top, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation,
+    )
+    model = keras.Model(_common.model_inputs(input_tensor, img_input), x, name=name)
+    if weights is not None:
+        model.load_weights(weights)
+    return model
+
+
+def _builder(func_name, arch, title, default_name):
+    def builder(
+        include_top=True,
+        weights=None,
+        input_tensor=None,
+        input_shape=None,
+        pooling=None,
+        classes=10,
+        classifier_activation="softmax",
+        name=default_name,
+        **kwargs,
+    ):
+        return build_cifar_resnet(
+            **ARCHITECTURES[arch],
+            include_top=include_top,
+            weights=weights,
+            input_tensor=input_tensor,
+            input_shape=input_shape,
+            pooling=pooling,
+            classes=classes,
+            classifier_activation=classifier_activation,
+            name=name,
+            **kwargs,
+        )
+
+    builder.__name__ = builder.__qualname__ = func_name
+    builder.__doc__ = f"""Instantiates {title} for 32x32 inputs (the paper's CIFAR tables).
+
+    No public weights exist: `weights` is None or a `.weights.h5` path.
+
+    Args:
+        include_top, weights, input_tensor, input_shape, pooling, classes,
+            classifier_activation, name: as in `keras.applications`
+            (`classes` defaults to 10, `input_shape` to (32, 32, 3)).
+        **kwargs: `se`, `se_ratio`, `se_gate`, `se_squeeze`, `se_stages`,
+            `dropout_rate`, `bn_epsilon` (see `build_cifar_resnet`).
+
+    Returns:
+        A `keras.Model`.
+
+    Example:
+    >>> from se_keras.applications import {func_name}
+    >>> model = {func_name}(classes=10)
+    """
+    builder.arch = arch
+    return builder
+
+
+SEResNet20 = _builder("SEResNet20", "seresnet20_cifar", "SE-ResNet-20", "se_resnet20")
+SEResNet32 = _builder("SEResNet32", "seresnet32_cifar", "SE-ResNet-32", "se_resnet32")
+SEResNet56 = _builder("SEResNet56", "seresnet56_cifar", "SE-ResNet-56", "se_resnet56")
+SEResNet110 = _builder("SEResNet110", "seresnet110_cifar", "SE-ResNet-110", "se_resnet110")
+SEResNet164 = _builder("SEResNet164", "seresnet164_cifar", "SE-ResNet-164", "se_resnet164")
+SEWideResNet16_8 = _builder("SEWideResNet16_8", "sewrn16_8_cifar", "SE-WRN-16-8", "se_wrn16_8")
+
+BUILDERS = {
+    f.__name__: f
+    for f in (SEResNet20, SEResNet32, SEResNet56, SEResNet110, SEResNet164, SEWideResNet16_8)
+}

@@ -1,0 +1,174 @@
+"""ImageNet input normalization and class names, shipped with the package.
+
+`keras.applications.imagenet_utils.decode_predictions` downloads its class
+index on first use; ours reads `data/imagenet_class_index.json` (the 1000
+ILSVRC-2012 classes in the usual index order, with their WordNet ids and
+first lemmas), so it works offline.
+"""
+
+import functools
+import json
+import pathlib
+
+import keras
+import numpy as np
+from keras import ops
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# The original Caffe SENets take BGR pixels minus this mean (no scaling).
+CAFFE_BGR_MEAN = (104.0, 117.0, 123.0)
+MODES = ("torch", "caffe")
+
+_CLASS_INDEX = pathlib.Path(__file__).parent / "data" / "imagenet_class_index.json"
+
+
+@functools.lru_cache(maxsize=1)
+def _class_index():
+    with open(_CLASS_INDEX, encoding="utf-8") as f:
+        index = json.load(f)
+    return [tuple(index[str(i)]) for i in range(len(index))]
+
+
+def imagenet_class_names():
+    """The 1000 ImageNet class names in index order.
+
+    Example:
+    >>> imagenet_class_names()[0]
+    'tench'
+    """
+    return [name for _, name in _class_index()]
+
+
+def preprocess_input(x, data_format=None, mode="torch", mean=None, std=None):
+    """Normalizes RGB pixels in [0, 255] for the pretrained SE networks.
+
+    All checkpoints in `se_keras.weights.registry` (timm's and the legacy
+    ports of the Caffe models alike) take RGB scaled to [0, 1], minus the
+    ImageNet mean, divided by the ImageNet std: `mode="torch"`. The
+    authors' original Caffe releases instead take BGR minus (104, 117, 123):
+    `mode="caffe"`.
+
+    Args:
+        x: a float array or tensor of RGB images, 3D or 4D.
+        data_format: "channels_last" or "channels_first"; defaults to
+            `keras.config.image_data_format()`.
+        mode: "torch" (default) or "caffe".
+        mean, std: override the RGB mean and std of "torch" mode (in [0, 1]
+            units), for example from a checkpoint's `preprocessing()`.
+
+    Returns:
+        The normalized images, float32.
+
+    Example:
+    >>> import numpy as np
+    >>> preprocess_input(np.full((1, 2, 2, 3), 255.0))[0, 0, 0].round(3)
+    array([2.249, 2.429, 2.64 ], dtype=float32)
+    """
+    if mode not in MODES:
+        raise ValueError(
+            f"`mode` must be one of {', '.join(map(repr, MODES))}. Received: mode={mode!r}"
+        )
+    data_format = data_format or keras.config.image_data_format()
+    if data_format not in ("channels_last", "channels_first"):
+        raise ValueError(
+            "`data_format` must be 'channels_last' or 'channels_first'. "
+            f"Received: data_format={data_format!r}"
+        )
+    is_numpy = isinstance(x, np.ndarray)
+    x = ops.cast(ops.convert_to_tensor(x), "float32")
+    channel_axis = -1 if data_format == "channels_last" else (0 if len(x.shape) == 3 else 1)
+    shape = [1] * len(x.shape)
+    shape[channel_axis] = 3
+    if mode == "caffe":
+        x = ops.flip(x, axis=channel_axis)
+        x = x - np.reshape(np.asarray(CAFFE_BGR_MEAN, "float32"), shape)
+    else:
+        mean = np.reshape(np.asarray(mean or IMAGENET_MEAN, "float32"), shape)
+        std = np.reshape(np.asarray(std or IMAGENET_STD, "float32"), shape)
+        x = (x / 255.0 - mean) / std
+    return ops.convert_to_numpy(x) if is_numpy else x
+
+
+def decode_predictions(preds, top=5):
+    """Turns ImageNet class scores into (wordnet id, class name, score) lists.
+
+    Args:
+        preds: array of shape (batch, 1000).
+        top: how many classes to return per sample.
+
+    Returns:
+        One list per sample of `(wnid, name, score)` tuples, best first.
+
+    Example:
+    >>> import numpy as np
+    >>> decode_predictions(np.eye(1000)[[1]], top=1)
+    [[('n01443537', 'goldfish', 1.0)]]
+    """
+    preds = np.asarray(preds)
+    if preds.ndim != 2 or preds.shape[1] != 1000:
+        raise ValueError(
+            "`decode_predictions` expects a batch of predictions of shape "
+            f"(samples, 1000). Received: preds.shape={preds.shape}"
+        )
+    index = _class_index()
+    results = []
+    for row in preds:
+        best = np.argsort(row)[::-1][:top]
+        results.append([(*index[i], float(row[i])) for i in best])
+    return results
+
+
+@keras.saving.register_keras_serializable(package="se_keras")
+class Preprocessing(keras.layers.Layer):
+    """Builds a checkpoint's normalization into a model: `(x * scale - mean) / std`.
+
+    Put it first in a model that should take raw RGB pixels in [0, 255], for
+    example one served to clients that send unprocessed images.
+
+    Args:
+        mean: per-channel mean, in units of `x * scale`.
+        std: per-channel standard deviation, same units.
+        scale: factor applied first; 1/255 maps [0, 255] to [0, 1].
+        data_format: "channels_last" or "channels_first"; defaults to
+            `keras.config.image_data_format()`.
+        **kwargs: base layer arguments.
+
+    Example:
+    >>> import numpy as np
+    >>> layer = Preprocessing()
+    >>> layer(np.full((1, 2, 2, 3), 255.0)).shape
+    (1, 2, 2, 3)
+    """
+
+    def __init__(
+        self, mean=IMAGENET_MEAN, std=IMAGENET_STD, scale=1.0 / 255.0, data_format=None, **kwargs
+    ):
+        super().__init__(**kwargs)
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+        if len(self.mean) != len(self.std) or any(s <= 0 for s in self.std):
+            raise ValueError(
+                "`mean` and `std` must have one value per channel and `std` must "
+                f"be positive. Received: mean={mean}, std={std}"
+            )
+        self.scale = float(scale)
+        self.data_format = data_format or keras.config.image_data_format()
+
+    def call(self, inputs):
+        shape = [1] * len(inputs.shape)
+        shape[-1 if self.data_format == "channels_last" else 1] = len(self.mean)
+        mean = ops.cast(np.reshape(np.asarray(self.mean, "float32"), shape), self.compute_dtype)
+        std = ops.cast(np.reshape(np.asarray(self.std, "float32"), shape), self.compute_dtype)
+        x = ops.cast(inputs, self.compute_dtype)
+        return (x * self.scale - mean) / std
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {"mean": self.mean, "std": self.std, "scale": self.scale, "data_format": self.data_format}
+        )
+        return config

@@ -1,0 +1,167 @@
+"""Loading weights into SE-ResNet models: registry tags, Keras files, timm checkpoints.
+
+A registry checkpoint is downloaded and verified once (`download.fetch`),
+converted tensor by tensor (`timm_converter`), and the converted Keras
+weights are cached as `<arch>.<tag>[_notop].weights.h5` beside it, so a
+second call reads only that file. Every cache file is written under a
+temporary name and renamed when complete.
+"""
+
+import os
+import pathlib
+import re
+import tempfile
+
+from se_keras.weights import download
+from se_keras.weights import registry
+from se_keras.weights.readers import read_checkpoint
+from se_keras.weights.timm_converter import convert_into
+
+KERAS_SUFFIXES = (".weights.h5", ".h5")
+TIMM_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+
+
+def _model_variant(model):
+    config = getattr(model, "se_keras_config", None) or {}
+    return config.get("variant", "timm")
+
+
+def _has_top(model):
+    return any(layer.name == "predictions" for layer in model.layers)
+
+
+def _save_weights_atomically(model, path):
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".weights.h5", dir=path.parent)
+    os.close(fd)
+    try:
+        model.save_weights(tmp, overwrite=True)
+        os.replace(tmp, path)
+    finally:
+        pathlib.Path(tmp).unlink(missing_ok=True)
+
+
+def _record(model, checkpoint=None, path=None):
+    """Notes on the model which weights and which preprocessing it carries."""
+    if checkpoint is not None:
+        model.pretrained = {"weights": checkpoint.name, **checkpoint.preprocessing()}
+    else:
+        # A user's file: the ImageNet normalization that every registry
+        # checkpoint uses, at the size the model was built for.
+        model.pretrained = {
+            "weights": str(path),
+            "mean": registry.IMAGENET_MEAN,
+            "std": registry.IMAGENET_STD,
+            "input_size": None,
+            "crop_pct": 0.875,
+            "interpolation": "bilinear",
+        }
+
+
+def _load_registered(model, checkpoint):
+    suffix = "" if _has_top(model) else "_notop"
+    converted = download.cache_dir() / f"{checkpoint.name}{suffix}.weights.h5"
+    if converted.exists():
+        model.load_weights(converted)
+        return
+
+    def convert(path):
+        # Converting is the tensor check: every tensor must land in the
+        # model with the right shape before the download is trusted.
+        convert_into(model, read_checkpoint(path), checkpoint.variant)
+
+    download.fetch(checkpoint, check=convert)
+    _save_weights_atomically(model, converted)
+
+
+def load_weights(model, weights, checkpoint=None):
+    """Loads `weights` into an SE-ResNet family model built by se_keras.
+
+    Args:
+        model: the model, built in the layout the weights need.
+        weights: "imagenet", a registry tag, or a path to a `.weights.h5`
+            file or a timm checkpoint (`.safetensors`, `.pth`).
+        checkpoint: the `registry.Checkpoint` for "imagenet" or a tag
+            (the builders resolve it).
+
+    Example:
+    >>> from se_keras.applications import SEResNet50
+    >>> model = SEResNet50(weights=None)
+    >>> load_weights(model, "seresnet50.safetensors")  # doctest: +SKIP
+    """
+    if checkpoint is not None:
+        _load_registered(model, checkpoint)
+        _record(model, checkpoint=checkpoint)
+        return
+    path = str(weights)
+    if path.endswith(KERAS_SUFFIXES):
+        model.load_weights(path)
+    elif path.endswith(TIMM_SUFFIXES):
+        convert_into(model, read_checkpoint(path), _model_variant(model))
+    else:
+        raise ValueError(
+            "A weights file must end in .weights.h5 (Keras) or .safetensors / "
+            f".pth (timm). Received: weights={weights!r}"
+        )
+    _record(model, path=path)
+
+
+def _builder_for_arch(arch, timm_name):
+    from se_keras.applications import resnet
+
+    for builder in resnet.BUILDERS.values():
+        if builder.arch == arch:
+            return builder
+    known = ", ".join(sorted(resnet.ARCHITECTURES))
+    raise ValueError(
+        f"No se_keras builder for this timm architecture; known: {known} (and "
+        f"their plain twins without 'se'). Received: timm_name={timm_name!r}"
+    )
+
+
+def parse_timm_name(timm_name):
+    """Maps a timm model name to (architecture, variant, has SE).
+
+    "seresnet50.a1_in1k" -> ("seresnet50", "timm", True);
+    "legacy_seresnet50" -> ("seresnet50", "legacy", True);
+    "resnet50" -> ("seresnet50", "timm", False): a plain timm ResNet loads
+    into the `se=False` twin of the SE builder. timm's deprecated "gluon_"
+    names map to their resnet.py architecture.
+    """
+    from se_keras.applications import resnet
+
+    name = re.sub(r"^gluon_", "", timm_name.split(".", 1)[0])
+    variant = "timm"
+    if name.startswith("legacy_"):
+        name, variant = name[len("legacy_"):], "legacy"
+    if name not in resnet.ARCHITECTURES and f"se{name}" in resnet.ARCHITECTURES:
+        return f"se{name}", variant, False
+    return name, variant, True
+
+
+def from_timm(timm_name, checkpoint_path, **builder_kwargs):
+    """Builds the Keras model of a timm architecture and loads a timm checkpoint into it.
+
+    Args:
+        timm_name: timm's model name, with or without a tag
+            ("seresnet50", "legacy_seresnet50.in1k", "senet154.gluon_in1k").
+        checkpoint_path: a `.safetensors` or `.pth` file in that model's
+            key layout.
+        **builder_kwargs: passed to the builder (`include_top`,
+            `classifier_activation`, `input_shape`, ...).
+
+    Returns:
+        The `keras.Model` with the checkpoint's weights.
+
+    Example:
+    >>> model = from_timm("legacy_seresnet50", "se_resnet50-ce0d4300.pth")  # doctest: +SKIP
+    """
+    arch, variant, se = parse_timm_name(timm_name)
+    builder = _builder_for_arch(arch, timm_name)
+    if not os.path.exists(checkpoint_path):
+        raise ValueError(
+            f"Checkpoint file not found. Received: checkpoint_path={str(checkpoint_path)!r}"
+        )
+    kwargs = {"variant": variant, **builder_kwargs}
+    if not se:
+        kwargs["se"] = False
+    return builder(weights=str(checkpoint_path), **kwargs)
