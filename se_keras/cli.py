@@ -14,7 +14,7 @@ import sys
 from se_keras.version import __version__
 
 # Module names under se_keras.commands, in the order `--help` lists them.
-COMMANDS = ()
+COMMANDS = ("weights", "convert")
 
 
 def build_parser():

@@ -30,7 +30,9 @@ def _has_top(model):
     return any(layer.name == "predictions" for layer in model.layers)
 
 
-def _save_weights_atomically(model, path):
+def save_weights_atomically(model, path):
+    """Writes `model.save_weights` to a temporary name, then renames it to `path`."""
+    path = pathlib.Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".weights.h5", dir=path.parent)
     os.close(fd)
     try:
@@ -70,7 +72,7 @@ def _load_registered(model, checkpoint):
         convert_into(model, read_checkpoint(path), checkpoint.variant)
 
     download.fetch(checkpoint, check=convert)
-    _save_weights_atomically(model, converted)
+    save_weights_atomically(model, converted)
 
 
 def load_weights(model, weights, checkpoint=None):

@@ -1,0 +1,112 @@
+"""Image decoding and evaluation preprocessing, shared by evaluation, prediction and serving.
+
+Model Garden's split: `decode_image` turns encoded bytes into pixels;
+`eval_preprocess` turns pixels into the model's input. The exported
+SavedModel's `serving_default` signature calls exactly these functions in
+its graph, so a served prediction equals `model(eval_preprocess(...))`.
+
+The eval transform is timm's: resize the short side to
+`floor(size / crop_pct)`, center-crop `size` x `size`, scale to [0, 1],
+normalize by the checkpoint's mean and std.
+"""
+
+import math
+
+import tensorflow as tf
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+INTERPOLATIONS = ("bilinear", "bicubic", "area", "nearest")
+
+
+def decode_image(image_bytes):
+    """Decodes JPEG, PNG, GIF (first frame) or BMP bytes to uint8 RGB, shape (H, W, 3).
+
+    Grayscale images are repeated to three channels; an alpha channel is
+    dropped.
+
+    Args:
+        image_bytes: a scalar `tf.string` tensor.
+
+    Returns:
+        A `uint8` tensor of shape (height, width, 3).
+
+    Raises:
+        tf.errors.InvalidArgumentError: at run time, for bytes that are not
+            a decodable image.
+
+    Example:
+    >>> pixels = decode_image(tf.io.encode_png(tf.zeros((4, 5, 3), tf.uint8)))
+    >>> tuple(pixels.shape)
+    (4, 5, 3)
+    """
+    image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def resize_size(size, crop_pct):
+    """The short-side size before the center crop: `floor(size / crop_pct)` (timm)."""
+    return int(math.floor(size / crop_pct))
+
+
+def normalize(image, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+    """uint8 or [0, 255] float pixels -> float32 `(x / 255 - mean) / std`."""
+    image = tf.cast(image, tf.float32) / 255.0
+    return (image - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
+
+
+def eval_preprocess(
+    image,
+    size=224,
+    crop_pct=0.875,
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
+    interpolation="bilinear",
+):
+    """Evaluation preprocessing of one image (timm's eval transform).
+
+    Args:
+        image: uint8 (or [0, 255] float) tensor of shape (H, W, 3).
+        size: output height and width.
+        crop_pct: fraction of the resized short side kept by the center
+            crop (timm's `crop_pct`; 1.0 resizes straight to `size`).
+        mean, std: per-channel normalization of [0, 1] pixels.
+        interpolation: "bilinear", "bicubic", "area" or "nearest".
+
+    Returns:
+        float32 tensor of shape (size, size, 3).
+
+    Example:
+    >>> x = eval_preprocess(tf.zeros((300, 400, 3), tf.uint8), size=224)
+    >>> tuple(x.shape)
+    (224, 224, 3)
+    """
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(
+            f"`interpolation` must be one of {', '.join(map(repr, INTERPOLATIONS))}. "
+            f"Received: interpolation={interpolation!r}"
+        )
+    if not 0.0 < crop_pct <= 1.0:
+        raise ValueError(f"`crop_pct` must be in (0, 1]. Received: crop_pct={crop_pct!r}")
+    image = tf.convert_to_tensor(image)
+    shape = tf.shape(image)
+    height, width = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+    target = float(resize_size(size, crop_pct))
+    scale = target / tf.minimum(height, width)
+    # Round like timm (int(short * scale)) but never below the crop size.
+    new_height = tf.maximum(tf.cast(tf.math.floor(height * scale + 0.5), tf.int32), size)
+    new_width = tf.maximum(tf.cast(tf.math.floor(width * scale + 0.5), tf.int32), size)
+    resized = tf.image.resize(
+        tf.cast(image, tf.float32), [new_height, new_width], method=interpolation, antialias=True
+    )
+    top = (new_height - size) // 2
+    left = (new_width - size) // 2
+    cropped = tf.image.crop_to_bounding_box(resized, top, left, size, size)
+    cropped = tf.clip_by_value(cropped, 0.0, 255.0)
+    return normalize(cropped, mean, std)
+
+
+def eval_preprocess_bytes(image_bytes, **kwargs):
+    """`eval_preprocess(decode_image(image_bytes), **kwargs)`."""
+    return eval_preprocess(decode_image(image_bytes), **kwargs)

@@ -1,0 +1,1 @@
+"""Training: the distributed custom loop, recipes, checkpoints and run files."""
