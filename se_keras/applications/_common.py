@@ -12,6 +12,8 @@ import os
 import keras
 from keras import layers
 
+from se_keras.layers import SqueezeExcitation
+
 POOLINGS = (None, "avg", "max")
 
 
@@ -44,8 +46,8 @@ def validate_data_format():
 
 
 def validate_weights(weights, known_tags):
-    """`weights` is None, "imagenet", a known tag or an existing file."""
-    if weights is None or weights == "imagenet" or weights in known_tags:
+    """`weights` is None, "imagenet" (if the model has any tags), a known tag or a file."""
+    if weights is None or weights in known_tags or (weights == "imagenet" and known_tags):
         return
     if isinstance(weights, (str, os.PathLike)) and os.path.exists(weights):
         return
@@ -249,3 +251,83 @@ def max_pool_3x3_s2(x, ceil_mode, name):
     padding = ((0, 1), (0, 1)) if ceil_mode else 1
     x = layers.ZeroPadding2D(padding, data_format=data_format, name=f"{name}_pad")(x)
     return layers.MaxPooling2D(3, strides=2, data_format=data_format, name=name)(x)
+
+
+# Helpers of the builders without public checkpoints (Inception, MobileNet,
+# ShuffleNet, VGG).
+
+SE_GATES = ("sigmoid", "hard_sigmoid", "tanh", "relu")
+SE_SQUEEZES = ("avg", "max")
+
+
+def check_choice(name, value, choices):
+    """Raises a ValueError unless `value` is one of `choices`."""
+    if value not in choices:
+        raise ValueError(
+            f"`{name}` must be one of {', '.join(map(repr, choices))}. "
+            f"Received: {name}={value!r}"
+        )
+
+
+def validate_file_weights(weights):
+    """`weights` is None or a weights file: for models with no public checkpoint.
+
+    Checked first, like keras.applications' weights check, so that
+    "imagenet" fails with a clear message instead of a missing-file error
+    after the model is built.
+    """
+    if weights is None:
+        return
+    if (
+        isinstance(weights, (str, os.PathLike))
+        and os.fspath(weights) != "imagenet"
+        and os.path.isfile(weights)
+    ):
+        return
+    raise ValueError(
+        "The `weights` argument should be either `None` (random "
+        "initialization) or the path to a `.weights.h5` file to be loaded: "
+        "no pretrained weights are published for this model. "
+        f"Received: weights={weights!r}"
+    )
+
+
+def validate_se_options(se_ratio, se_gate, se_squeeze):
+    """Checks a builder's SE options under the builder's argument names."""
+    if isinstance(se_ratio, bool) or not isinstance(se_ratio, (int, float)) or se_ratio <= 0:
+        raise ValueError(
+            f"`se_ratio` must be a positive number. Received: se_ratio={se_ratio!r}"
+        )
+    check_choice("se_gate", se_gate, SE_GATES)
+    check_choice("se_squeeze", se_squeeze, SE_SQUEEZES)
+
+
+def squeeze_excitation(x, *, ratio, gate, squeeze, name):
+    """A `SqueezeExcitation` layer (the paper's C // r width) applied to `x`."""
+    return SqueezeExcitation(
+        ratio=ratio,
+        gate=gate,
+        squeeze=squeeze,
+        data_format=keras.config.image_data_format(),
+        name=name,
+    )(x)
+
+
+def depthwise_conv(x, kernel_size, strides=1, name=None, depth_multiplier=1):
+    """A bias-free depthwise convolution padded like PyTorch, as `conv` is."""
+    data_format = keras.config.image_data_format()
+    padding = "same"
+    if strides > 1 and kernel_size > 1:
+        x = layers.ZeroPadding2D(
+            kernel_size // 2, data_format=data_format, name=f"{name}_pad"
+        )(x)
+        padding = "valid"
+    return layers.DepthwiseConv2D(
+        kernel_size,
+        strides=strides,
+        padding=padding,
+        depth_multiplier=depth_multiplier,
+        use_bias=False,
+        data_format=data_format,
+        name=name,
+    )(x)

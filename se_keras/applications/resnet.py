@@ -32,6 +32,7 @@ import keras
 from keras import layers
 
 from se_keras.applications import _common
+from se_keras.applications.imagenet import Preprocessing
 from se_keras.layers import SqueezeExcitation
 
 BLOCKS = ("basic", "bottleneck")
@@ -241,6 +242,7 @@ def build_resnet(
     bn_epsilon=1e-5,
     dropout_rate=0.0,
     branch_relu=False,
+    preprocessing=None,
 ):
     """Builds an (SE-)ResNet / ResNeXt functional model with random weights.
 
@@ -282,6 +284,9 @@ def build_resnet(
         dropout_rate: dropout before the classifier (SENet-154 uses 0.2).
         branch_relu: basic blocks only: a ReLU after the second BatchNorm,
             before SE and the addition (timm's legacy_seresnet18/34).
+        preprocessing: None, or {"mean": ..., "std": ...} to put a
+            `Preprocessing` layer (named "preprocessing") first, so that
+            the model takes RGB pixels in [0, 255].
 
     Returns:
         A `keras.Model`.
@@ -323,7 +328,13 @@ def build_resnet(
     )
 
     img_input = _common.make_input(input_tensor, input_shape)
-    x, channels = _stem(img_input, stem, stem_width, ceil_mode_pool, bn_epsilon)
+    x = img_input
+    if preprocessing is not None:
+        x = Preprocessing(
+            mean=preprocessing["mean"], std=preprocessing["std"],
+            data_format=keras.config.image_data_format(), name="preprocessing",
+        )(x)
+    x, channels = _stem(x, stem, stem_width, ceil_mode_pool, bn_epsilon)
     expansion = 1 if block == "basic" else 4
     for stage, depth in enumerate(depths, 1):
         planes = 64 * 2 ** (stage - 1)
@@ -347,7 +358,7 @@ def build_resnet(
     return keras.Model(_common.model_inputs(input_tensor, img_input), x, name=name)
 
 
-def _public(arch, *, weights, variant, name, **kwargs):
+def _public(arch, *, weights, variant, name, include_preprocessing=False, **kwargs):
     """Builds `arch` in the layout its weights need, then loads the weights."""
     # Imported here: the weights package imports this module for its tables.
     from se_keras import weights as weights_lib
@@ -367,6 +378,12 @@ def _public(arch, *, weights, variant, name, **kwargs):
     if checkpoint is not None:
         row["default_size"] = checkpoint.input_size
     options = {**row, **variant_options(arch, variant), **kwargs}
+    if include_preprocessing:
+        # Every registry checkpoint takes ImageNet-normalized RGB in [0, 1].
+        options["preprocessing"] = {
+            "mean": checkpoint.mean if checkpoint else registry.IMAGENET_MEAN,
+            "std": checkpoint.std if checkpoint else registry.IMAGENET_STD,
+        }
     model = build_resnet(
         weights=weights, known_tags=registry.tags_for(arch), name=name, **options
     )
@@ -398,6 +415,9 @@ Args:
         with pretrained weights.
     name: the model's name.
     variant: "timm" or "legacy" checkpoint layout; None follows `weights`.
+    include_preprocessing: put the weights' normalization in the model
+        (a `Preprocessing` layer), so it takes RGB pixels in [0, 255];
+        otherwise apply `preprocess_input` yourself.
     **kwargs: architecture and SE options of
         `se_keras.applications.resnet.build_resnet` (`se=False` for the
         plain network, `se_ratio`, `se_gate`, `se_squeeze`, `se_stages`,

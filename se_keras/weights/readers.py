@@ -178,6 +178,16 @@ def _state_dict(obj, path):
     return {k[len("module."):] if k.startswith("module.") else k: v for k, v in obj.items()}
 
 
+def _looks_like_safetensors(path):
+    """By content, not name (downloads are read under temporary names)."""
+    if path.suffix == ".safetensors":
+        return True
+    with open(path, "rb") as f:
+        head = f.read(9)
+    # An 8-byte little-endian header length, then the JSON header.
+    return len(head) == 9 and head[8:9] == b"{"
+
+
 def read_checkpoint(path):
     """Reads a `.safetensors` or `.pth` checkpoint as {key: numpy array}.
 
@@ -196,7 +206,7 @@ def read_checkpoint(path):
     """
     path = pathlib.Path(path)
     try:
-        if path.suffix == ".safetensors":
+        if _looks_like_safetensors(path):
             from safetensors.numpy import load_file
 
             return dict(load_file(str(path)))

@@ -160,14 +160,11 @@ def test_se_positions():
         se = _se_layers(model)
         assert len(se) == 16
         inbound = model.get_layer("stage1_block1_se").input
-        if position == "pre":
-            assert inbound.name.startswith("stem_pool") or "stem_pool" in inbound.name
-        elif position == "identity":
-            assert "stage1_block1_down_bn" in inbound.name
-        elif position == "post":
-            assert "stage1_block1_out" in inbound.name
-        else:
-            assert "stage1_block1_bn3" in inbound.name
+        producer = next(layer.name for layer in model.layers if layer.output is inbound)
+        assert producer == {
+            "pre": "stem_pool", "identity": "stage1_block1_down_bn",
+            "post": "stage1_block1_out", "standard": "stage1_block1_bn3",
+        }[position]
     # Standard, post and identity gate the block's output channels; pre gates
     # its input channels (fewer in each stage's first block).
     assert counts["standard"] == counts["post"] == counts["identity"] == 28_088_024 - 2048 * 1000 - 1000
@@ -198,6 +195,19 @@ def test_default_variant_follows_the_best_checkpoint():
     # SENet-154's best checkpoint is the legacy port (81.32 vs gluon 81.26).
     senet = resnet.SENet154(weights=None, include_top=False)
     assert senet.get_layer("stem_pool_pad").padding == ((0, 1), (0, 1))
+
+
+def test_include_preprocessing_takes_raw_pixels():
+    from se_keras.applications import preprocess_input
+
+    raw = resnet.SEResNet18(weights=None, include_preprocessing=True, input_shape=(64, 64, 3))
+    plain = resnet.SEResNet18(weights=None, input_shape=(64, 64, 3))
+    plain.set_weights(raw.get_weights())
+    assert raw.layers[1].name == "preprocessing"
+    x = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    np.testing.assert_allclose(
+        np.asarray(raw(x)), np.asarray(plain(preprocess_input(x))), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_bn_epsilon_and_momentum_are_pytorch_compatible():
