@@ -1,0 +1,489 @@
+"""SE-BN-Inception, SE-Inception-v3 and SE-Inception-ResNet-v2 (Hu et al., arXiv 1709.01507).
+
+One generic builder, `build_inception`, and thin public variants; every
+architecture is a row of `ARCHITECTURES`. The SE block recalibrates each
+Inception module's output (the paper's figure 2); in Inception-ResNet it
+acts on the residual branch before the addition, like SE-ResNet.
+
+- BN-Inception (Ioffe & Szegedy 2015, figure 5 and the authors' Caffe
+  layout): convolutions with biases, BatchNorm with scale, epsilon 1e-5,
+  stride-2 max pools with Caffe's `ceil_mode`, average pools that count the
+  padding. 224x224 default. The pools of the stride-2 modules (3c, 4e) pad
+  "same", which is Caffe's ceil mode at even sizes and, unlike Caffe, also
+  matches the strided convolutions at odd sizes.
+- Inception-v3 and Inception-ResNet-v2: the layouts of
+  `keras.applications.InceptionV3` and `InceptionResNetV2` (convolutions
+  without biases, BatchNorm without scale, epsilon 1e-3, "valid" strided
+  convolutions), so that `se=False` gives those models exactly. 299x299
+  default. keras' `CustomScaleLayer` (`x + scale * r`) is a `Rescaling`
+  layer followed by an `Add` here.
+
+Layer names (a stable contract). A convolution `X` is followed by `X_bn` and
+`X_relu`; branches are numbered from 0 as in the TF-slim checkpoints, the
+convolutions inside a branch from 1.
+
+BN-Inception, with the Caffe model's names:
+
+    conv1_7x7_s2, pool1_3x3_s2, conv2_3x3_reduce, conv2_3x3, pool2_3x3_s2
+    inception_{m}_1x1, _3x3_reduce, _3x3, _double_3x3_reduce,
+        _double_3x3_1, _double_3x3_2, _pool, _pool_proj   m = 3a ... 5b
+    inception_{m}_output (concatenation), inception_{m}_se
+
+Inception-v3:
+
+    stem_conv1 ... stem_conv5, stem_pool1, stem_pool2
+    mixed{m}_b{k}_{j}        convolution j of branch k of module m = 0 ... 10
+    mixed{m}_b{k}_pool       the pooling branch's pool
+    mixed{m}_b{k}_concat     the split 1x3 / 3x1 outputs of mixed9 and mixed10
+    mixed{m} (concatenation, keras' name), mixed{m}_se
+
+Inception-ResNet-v2:
+
+    stem_conv1 ... stem_conv5, stem_pool1, stem_pool2
+    mixed_5b, mixed_6a, mixed_7a (+ _b{k}_{j}, _b{k}_pool, _se)
+    block35_{i}, block17_{i}, block8_{i}: _b{k}_{j} branch convolutions,
+        _mixed (concatenation), _conv (1x1 up-projection, with bias),
+        _se, _scale, _add, _relu (absent in block8_10)
+    conv_7b (+ _bn, _relu)
+
+Every model ends in avg_pool / max_pool and predictions.
+"""
+
+import keras
+from keras import layers
+
+from se_keras.applications import _common
+
+# What differs between the families outside the module graphs.
+ARCHITECTURES = {
+    "bn_inception": dict(
+        default_size=224, min_size=32, use_bias=True, bn_scale=True, bn_epsilon=1e-5
+    ),
+    "inception_v3": dict(
+        default_size=299, min_size=75, use_bias=False, bn_scale=False, bn_epsilon=1e-3
+    ),
+    "inception_resnet_v2": dict(
+        default_size=299, min_size=75, use_bias=False, bn_scale=False, bn_epsilon=1e-3
+    ),
+}
+
+# BN-Inception's modules (Ioffe & Szegedy 2015, figure 5): #1x1, #3x3 reduce,
+# #3x3, double #3x3 reduce, double #3x3, pool, pool projection, stride.
+# A 0 means no such branch; stride-2 modules pass the pool through.
+BN_INCEPTION_MODULES = {
+    "3a": (64, 64, 64, 64, 96, "avg", 32, 1),
+    "3b": (64, 64, 96, 64, 96, "avg", 64, 1),
+    "3c": (0, 128, 160, 64, 96, "max", 0, 2),
+    "4a": (224, 64, 96, 96, 128, "avg", 128, 1),
+    "4b": (192, 96, 128, 96, 128, "avg", 128, 1),
+    "4c": (160, 128, 160, 128, 160, "avg", 128, 1),
+    "4d": (96, 128, 192, 160, 192, "avg", 128, 1),
+    "4e": (0, 128, 192, 192, 256, "max", 0, 2),
+    "5a": (352, 192, 320, 160, 224, "avg", 128, 1),
+    "5b": (352, 192, 320, 192, 224, "max", 128, 1),
+}
+
+SE_POSITIONS = ("residual", "output")
+
+
+class _Builder:
+    """Conv-BN-ReLU and SE with one family's options, so the graphs read like tables."""
+
+    def __init__(self, *, use_bias, bn_scale, bn_epsilon, se, se_ratio, se_gate, se_squeeze):
+        self.use_bias = use_bias
+        self.bn_scale = bn_scale
+        self.bn_epsilon = bn_epsilon
+        self.se_options = dict(ratio=se_ratio, gate=se_gate, squeeze=se_squeeze) if se else None
+        self.data_format = keras.config.image_data_format()
+        self.axis = _common.channel_axis()
+
+    def conv_bn(self, x, filters, kernel, name, strides=1, padding="same", relu=True):
+        if padding == "same" and strides > 1:
+            # Symmetric padding as in Caffe and PyTorch ("same" pads the
+            # bottom/right more at stride 2).
+            kernel_size = kernel if isinstance(kernel, tuple) else (kernel, kernel)
+            x = layers.ZeroPadding2D(
+                tuple(k // 2 for k in kernel_size), data_format=self.data_format,
+                name=f"{name}_pad",
+            )(x)
+            padding = "valid"
+        x = layers.Conv2D(
+            filters, kernel, strides=strides, padding=padding, use_bias=self.use_bias,
+            data_format=self.data_format, name=name,
+        )(x)
+        # momentum 0.9 as in `_common.batch_norm` (PyTorch's 0.1).
+        x = layers.BatchNormalization(
+            axis=self.axis, epsilon=self.bn_epsilon, momentum=0.9, scale=self.bn_scale,
+            name=f"{name}_bn",
+        )(x)
+        if relu:
+            x = layers.ReLU(name=f"{name}_relu")(x)
+        return x
+
+    def concat(self, tensors, name):
+        return layers.Concatenate(axis=self.axis, name=name)(tensors)
+
+    def se(self, x, name):
+        if self.se_options is None:
+            return x
+        return _common.squeeze_excitation(x, name=name, **self.se_options)
+
+    def avg_pool_3x3(self, x, name):
+        return layers.AveragePooling2D(
+            3, strides=1, padding="same", data_format=self.data_format, name=name
+        )(x)
+
+    def max_pool_3x3_s2(self, x, name, padding="valid"):
+        return layers.MaxPooling2D(
+            3, strides=2, padding=padding, data_format=self.data_format, name=name
+        )(x)
+
+
+def _bn_inception(x, b, se_position):
+    del se_position  # modules have no residual branch: SE on the output
+    x = b.conv_bn(x, 64, 7, "conv1_7x7_s2", strides=2)
+    x = _common.max_pool_3x3_s2(x, ceil_mode=True, name="pool1_3x3_s2")
+    x = b.conv_bn(x, 64, 1, "conv2_3x3_reduce")
+    x = b.conv_bn(x, 192, 3, "conv2_3x3")
+    x = _common.max_pool_3x3_s2(x, ceil_mode=True, name="pool2_3x3_s2")
+    for module, row in BN_INCEPTION_MODULES.items():
+        n1x1, n3x3_red, n3x3, ndbl_red, ndbl, pool, proj, stride = row
+        p = f"inception_{module}"
+        branches = []
+        if n1x1:
+            branches.append(b.conv_bn(x, n1x1, 1, f"{p}_1x1"))
+        y = b.conv_bn(x, n3x3_red, 1, f"{p}_3x3_reduce")
+        branches.append(b.conv_bn(y, n3x3, 3, f"{p}_3x3", strides=stride))
+        y = b.conv_bn(x, ndbl_red, 1, f"{p}_double_3x3_reduce")
+        y = b.conv_bn(y, ndbl, 3, f"{p}_double_3x3_1")
+        branches.append(b.conv_bn(y, ndbl, 3, f"{p}_double_3x3_2", strides=stride))
+        if stride > 1:
+            # "same" pads one row/column at the end when the size is even:
+            # Caffe's ceil_mode pool exactly. At odd sizes Caffe's pool is one
+            # smaller than the strided convolutions and the concatenation
+            # fails; "same" matches them (ceil(H / 2)).
+            y = b.max_pool_3x3_s2(x, f"{p}_pool", padding="same")
+        elif pool == "avg":
+            # Zero padding then "valid": Caffe's average counts the padding.
+            y = layers.ZeroPadding2D(1, data_format=b.data_format, name=f"{p}_pool_pad")(x)
+            y = layers.AveragePooling2D(
+                3, strides=1, data_format=b.data_format, name=f"{p}_pool"
+            )(y)
+        else:
+            y = layers.MaxPooling2D(
+                3, strides=1, padding="same", data_format=b.data_format, name=f"{p}_pool"
+            )(x)
+        if proj:
+            y = b.conv_bn(y, proj, 1, f"{p}_pool_proj")
+        branches.append(y)
+        x = b.se(b.concat(branches, f"{p}_output"), f"{p}_se")
+    return x
+
+
+def _stem_v3(x, b):
+    """The stem shared by keras' Inception-v3 and Inception-ResNet-v2."""
+    x = b.conv_bn(x, 32, 3, "stem_conv1", strides=2, padding="valid")
+    x = b.conv_bn(x, 32, 3, "stem_conv2", padding="valid")
+    x = b.conv_bn(x, 64, 3, "stem_conv3")
+    x = b.max_pool_3x3_s2(x, "stem_pool1")
+    x = b.conv_bn(x, 80, 1, "stem_conv4", padding="valid")
+    x = b.conv_bn(x, 192, 3, "stem_conv5", padding="valid")
+    return b.max_pool_3x3_s2(x, "stem_pool2")
+
+
+def _chain(x, b, name, convs):
+    """Convolutions `name_1`, `name_2`, ... of (filters, kernel[, strides, padding])."""
+    for j, spec in enumerate(convs, 1):
+        filters, kernel, *rest = spec
+        x = b.conv_bn(x, filters, kernel, f"{name}_{j}", *rest)
+    return x
+
+
+def _avg_pool_branch(x, b, name, filters):
+    return b.conv_bn(b.avg_pool_3x3(x, f"{name}_pool"), filters, 1, f"{name}_1")
+
+
+def _inception_v3(x, b, se_position):
+    del se_position  # modules have no residual branch: SE on the output
+    x = _stem_v3(x, b)
+    for m, pool_filters in enumerate((32, 64, 64)):  # 35x35
+        p = f"mixed{m}"
+        x = b.concat([
+            _chain(x, b, f"{p}_b0", [(64, 1)]),
+            _chain(x, b, f"{p}_b1", [(48, 1), (64, 5)]),
+            _chain(x, b, f"{p}_b2", [(64, 1), (96, 3), (96, 3)]),
+            _avg_pool_branch(x, b, f"{p}_b3", pool_filters),
+        ], p)
+        x = b.se(x, f"{p}_se")
+    x = b.concat([  # 35 -> 17
+        _chain(x, b, "mixed3_b0", [(384, 3, 2, "valid")]),
+        _chain(x, b, "mixed3_b1", [(64, 1), (96, 3), (96, 3, 2, "valid")]),
+        b.max_pool_3x3_s2(x, "mixed3_b2_pool"),
+    ], "mixed3")
+    x = b.se(x, "mixed3_se")
+    for m, width in zip((4, 5, 6, 7), (128, 160, 160, 192)):  # 17x17
+        p = f"mixed{m}"
+        x = b.concat([
+            _chain(x, b, f"{p}_b0", [(192, 1)]),
+            _chain(x, b, f"{p}_b1", [(width, 1), (width, (1, 7)), (192, (7, 1))]),
+            _chain(x, b, f"{p}_b2", [
+                (width, 1), (width, (7, 1)), (width, (1, 7)), (width, (7, 1)), (192, (1, 7))
+            ]),
+            _avg_pool_branch(x, b, f"{p}_b3", 192),
+        ], p)
+        x = b.se(x, f"{p}_se")
+    x = b.concat([  # 17 -> 8
+        _chain(x, b, "mixed8_b0", [(192, 1), (320, 3, 2, "valid")]),
+        _chain(x, b, "mixed8_b1", [(192, 1), (192, (1, 7)), (192, (7, 1)), (192, 3, 2, "valid")]),
+        b.max_pool_3x3_s2(x, "mixed8_b2_pool"),
+    ], "mixed8")
+    x = b.se(x, "mixed8_se")
+    for m in (9, 10):  # 8x8
+        p = f"mixed{m}"
+        y1 = _chain(x, b, f"{p}_b1", [(384, 1)])
+        y1 = b.concat([
+            b.conv_bn(y1, 384, (1, 3), f"{p}_b1_2"),
+            b.conv_bn(y1, 384, (3, 1), f"{p}_b1_3"),
+        ], f"{p}_b1_concat")
+        y2 = _chain(x, b, f"{p}_b2", [(448, 1), (384, 3)])
+        y2 = b.concat([
+            b.conv_bn(y2, 384, (1, 3), f"{p}_b2_3"),
+            b.conv_bn(y2, 384, (3, 1), f"{p}_b2_4"),
+        ], f"{p}_b2_concat")
+        x = b.concat([
+            _chain(x, b, f"{p}_b0", [(320, 1)]), y1, y2, _avg_pool_branch(x, b, f"{p}_b3", 192)
+        ], p)
+        x = b.se(x, f"{p}_se")
+    return x
+
+
+# Inception-ResNet-v2's residual blocks: branch convolutions
+# (filters, kernel) and the residual scale (TF-slim's values).
+IRV2_BLOCKS = {
+    "block35": dict(count=10, scale=0.17, branches=(
+        [(32, 1)], [(32, 1), (32, 3)], [(32, 1), (48, 3), (64, 3)])),
+    "block17": dict(count=20, scale=0.1, branches=(
+        [(192, 1)], [(128, 1), (160, (1, 7)), (192, (7, 1))])),
+    "block8": dict(count=10, scale=0.2, branches=(
+        [(192, 1)], [(192, 1), (224, (1, 3)), (256, (3, 1))])),
+}
+
+
+def _residual_block(x, b, kind, i, se_position):
+    row = IRV2_BLOCKS[kind]
+    p = f"{kind}_{i}"
+    last = kind == "block8" and i == row["count"]
+    channels = x.shape[b.axis]
+    branches = [_chain(x, b, f"{p}_b{k}", convs) for k, convs in enumerate(row["branches"])]
+    r = b.concat(branches, f"{p}_mixed")
+    r = layers.Conv2D(
+        channels, 1, use_bias=True, data_format=b.data_format, name=f"{p}_conv"
+    )(r)
+    if se_position == "residual":
+        r = b.se(r, f"{p}_se")
+    # keras and TF-slim end with a block8 of scale 1 and no activation.
+    r = layers.Rescaling(1.0 if last else row["scale"], name=f"{p}_scale")(r)
+    x = layers.Add(name=f"{p}_add")([x, r])
+    if not last:
+        x = layers.ReLU(name=f"{p}_relu")(x)
+    if se_position == "output":
+        x = b.se(x, f"{p}_se")
+    return x
+
+
+def _inception_resnet_v2(x, b, se_position):
+    x = _stem_v3(x, b)
+    x = b.concat([
+        _chain(x, b, "mixed_5b_b0", [(96, 1)]),
+        _chain(x, b, "mixed_5b_b1", [(48, 1), (64, 5)]),
+        _chain(x, b, "mixed_5b_b2", [(64, 1), (96, 3), (96, 3)]),
+        _avg_pool_branch(x, b, "mixed_5b_b3", 64),
+    ], "mixed_5b")
+    x = b.se(x, "mixed_5b_se")
+    for i in range(1, IRV2_BLOCKS["block35"]["count"] + 1):
+        x = _residual_block(x, b, "block35", i, se_position)
+    x = b.concat([
+        _chain(x, b, "mixed_6a_b0", [(384, 3, 2, "valid")]),
+        _chain(x, b, "mixed_6a_b1", [(256, 1), (256, 3), (384, 3, 2, "valid")]),
+        b.max_pool_3x3_s2(x, "mixed_6a_b2_pool"),
+    ], "mixed_6a")
+    x = b.se(x, "mixed_6a_se")
+    for i in range(1, IRV2_BLOCKS["block17"]["count"] + 1):
+        x = _residual_block(x, b, "block17", i, se_position)
+    x = b.concat([
+        _chain(x, b, "mixed_7a_b0", [(256, 1), (384, 3, 2, "valid")]),
+        _chain(x, b, "mixed_7a_b1", [(256, 1), (288, 3, 2, "valid")]),
+        _chain(x, b, "mixed_7a_b2", [(256, 1), (288, 3), (320, 3, 2, "valid")]),
+        b.max_pool_3x3_s2(x, "mixed_7a_b3_pool"),
+    ], "mixed_7a")
+    x = b.se(x, "mixed_7a_se")
+    for i in range(1, IRV2_BLOCKS["block8"]["count"] + 1):
+        x = _residual_block(x, b, "block8", i, se_position)
+    return b.conv_bn(x, 1536, 1, "conv_7b")
+
+
+_BODIES = {
+    "bn_inception": _bn_inception,
+    "inception_v3": _inception_v3,
+    "inception_resnet_v2": _inception_resnet_v2,
+}
+
+
+def build_inception(
+    *,
+    arch,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="se_inception",
+    se=True,
+    se_ratio=16,
+    se_gate="sigmoid",
+    se_squeeze="avg",
+    se_position="residual",
+    bn_epsilon=None,
+):
+    """Builds an (SE-)Inception functional model of one `ARCHITECTURES` row.
+
+    Args:
+        arch: "bn_inception", "inception_v3" or "inception_resnet_v2".
+        include_top, weights, input_tensor, input_shape, pooling, classes,
+            classifier_activation, name: as in `keras.applications`;
+            `weights` is None or a path to a `.weights.h5` file (no
+            pretrained weights are published for these models).
+        se: False builds the plain network from the same code.
+        se_ratio, se_gate, se_squeeze: the `SqueezeExcitation` options
+            (reduction ratio r, gate, squeeze operator).
+        se_position: Inception-ResNet-v2 only: "residual" (SE on each
+            residual branch before the scaling and addition, the paper's
+            integration) or "output" (after the addition and ReLU).
+            Non-residual modules always get SE on their output.
+        bn_epsilon: BatchNorm epsilon; None takes the family's (1e-5 for
+            BN-Inception, 1e-3 for keras' Inception-v3 / -ResNet-v2).
+
+    Returns:
+        A `keras.Model`.
+
+    Example:
+    >>> from se_keras.applications.inception import build_inception
+    >>> model = build_inception(arch="bn_inception", include_top=False)
+    """
+    _common.validate_file_weights(weights)
+    _common.check_choice("arch", arch, tuple(ARCHITECTURES))
+    row = ARCHITECTURES[arch]
+    input_shape = _common.validate_common(
+        weights=weights, known_tags=(), include_top=include_top, classes=classes,
+        input_shape=input_shape, default_size=row["default_size"],
+        min_size=row["min_size"], pooling=pooling,
+        classifier_activation=classifier_activation,
+    )
+    _common.validate_se_options(se_ratio, se_gate, se_squeeze)
+    _common.check_choice("se_position", se_position, SE_POSITIONS)
+    builder = _Builder(
+        use_bias=row["use_bias"], bn_scale=row["bn_scale"],
+        bn_epsilon=row["bn_epsilon"] if bn_epsilon is None else bn_epsilon,
+        se=se, se_ratio=se_ratio, se_gate=se_gate, se_squeeze=se_squeeze,
+    )
+    img_input = _common.make_input(input_tensor, input_shape)
+    x = _BODIES[arch](img_input, builder, se_position)
+    x = _common.head(
+        x, include_top=include_top, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation,
+    )
+    model = keras.Model(_common.model_inputs(input_tensor, img_input), x, name=name)
+    if weights is not None:
+        model.load_weights(weights)
+    return model
+
+
+def _builder(func_name, arch, title, default_name, extra, position_doc=""):
+    size = ARCHITECTURES[arch]["default_size"]
+
+    def builder(
+        include_top=True,
+        weights=None,
+        input_tensor=None,
+        input_shape=None,
+        pooling=None,
+        classes=1000,
+        classifier_activation="softmax",
+        name=default_name,
+        se=True,
+        se_ratio=16,
+        se_gate="sigmoid",
+        se_squeeze="avg",
+        se_position="residual",
+        bn_epsilon=None,
+    ):
+        return build_inception(
+            arch=arch, include_top=include_top, weights=weights,
+            input_tensor=input_tensor, input_shape=input_shape, pooling=pooling,
+            classes=classes, classifier_activation=classifier_activation, name=name,
+            se=se, se_ratio=se_ratio, se_gate=se_gate, se_squeeze=se_squeeze,
+            se_position=se_position, bn_epsilon=bn_epsilon,
+        )
+
+    builder.__name__ = builder.__qualname__ = func_name
+    builder.__doc__ = f"""Instantiates the {title} architecture.
+
+    Reference: Hu et al., "Squeeze-and-Excitation Networks" (arXiv 1709.01507).
+    {extra}
+    No pretrained weights are published: `weights` is None or a path to a
+    `.weights.h5` file. Layer names: see `se_keras.applications.inception`.
+
+    Args:
+        include_top: whether to include the classifier on top.
+        weights: None (random initialization) or a `.weights.h5` path.
+        input_tensor: optional Keras tensor to use as image input.
+        input_shape: optional shape tuple, at least
+            {ARCHITECTURES[arch]["min_size"]}x{ARCHITECTURES[arch]["min_size"]};
+            defaults to ({size}, {size}, 3) with the top.
+        pooling: None, "avg" or "max": global pooling when `include_top=False`.
+        classes: number of classes.
+        classifier_activation: activation of the top layer.
+        name: the model's name.
+        se: False builds the plain network from the same code.
+        se_ratio: SE reduction ratio r (width C // r).
+        se_gate: "sigmoid", "hard_sigmoid", "tanh" or "relu".
+        se_squeeze: "avg" or "max" global pooling.
+        se_position: {position_doc or 'ignored (no residual branches).'}
+        bn_epsilon: BatchNorm epsilon; None for the family's default.
+
+    Returns:
+        A `keras.Model`.
+
+    Example:
+    >>> from se_keras.applications import {func_name}
+    >>> model = {func_name}(include_top=False, input_shape=({size}, {size}, 3))
+    """
+    builder.arch = arch
+    return builder
+
+
+SEBNInception = _builder(
+    "SEBNInception", "bn_inception", "SE-BN-Inception", "se_bn_inception",
+    "BN-Inception (Ioffe & Szegedy 2015) in the layout of the authors' Caffe\n"
+    "    model, with an SE block on each Inception module's output.",
+)
+SEInceptionV3 = _builder(
+    "SEInceptionV3", "inception_v3", "SE-Inception-v3", "se_inception_v3",
+    "Inception-v3 (Szegedy et al. 2016) in the layout of\n"
+    "    `keras.applications.InceptionV3`, with an SE block on each module's\n"
+    "    output (mixed0 ... mixed10).",
+)
+SEInceptionResNetV2 = _builder(
+    "SEInceptionResNetV2", "inception_resnet_v2", "SE-Inception-ResNet-v2",
+    "se_inception_resnet_v2",
+    "Inception-ResNet-v2 (Szegedy et al. 2017) in the layout of\n"
+    "    `keras.applications.InceptionResNetV2`, with an SE block on each\n"
+    "    residual branch before the addition and on the output of mixed_5b,\n"
+    "    mixed_6a and mixed_7a.",
+    '"residual" (before the residual scaling and\n'
+    '            addition) or "output" (after the addition and ReLU).',
+)
+
+BUILDERS = {f.__name__: f for f in (SEBNInception, SEInceptionV3, SEInceptionResNetV2)}
