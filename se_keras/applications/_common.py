@@ -12,7 +12,11 @@ import os
 import keras
 from keras import layers
 
+from se_keras._validation import check_choice
+from se_keras._validation import check_positive
 from se_keras.layers import SqueezeExcitation
+from se_keras.layers.squeeze_excitation import GATES as SE_GATES
+from se_keras.layers.squeeze_excitation import SQUEEZES as SE_SQUEEZES
 
 POOLINGS = (None, "avg", "max")
 
@@ -119,11 +123,7 @@ def obtain_input_shape(input_shape, default_size, min_size, pretrained, require_
 
 
 def validate_pooling(pooling):
-    if pooling not in POOLINGS:
-        raise ValueError(
-            "`pooling` must be one of None, 'avg' or 'max'. "
-            f"Received: pooling={pooling!r}"
-        )
+    check_choice("pooling", pooling, POOLINGS)
 
 
 def validate_classifier_activation(classifier_activation, pretrained, include_top):
@@ -256,19 +256,6 @@ def max_pool_3x3_s2(x, ceil_mode, name):
 # Helpers of the builders without public checkpoints (Inception, MobileNet,
 # ShuffleNet, VGG).
 
-SE_GATES = ("sigmoid", "hard_sigmoid", "tanh", "relu")
-SE_SQUEEZES = ("avg", "max")
-
-
-def check_choice(name, value, choices):
-    """Raises a ValueError unless `value` is one of `choices`."""
-    if value not in choices:
-        raise ValueError(
-            f"`{name}` must be one of {', '.join(map(repr, choices))}. "
-            f"Received: {name}={value!r}"
-        )
-
-
 def validate_file_weights(weights):
     """`weights` is None or a weights file: for models with no public checkpoint.
 
@@ -293,11 +280,12 @@ def validate_file_weights(weights):
 
 
 def validate_se_options(se_ratio, se_gate, se_squeeze):
-    """Checks a builder's SE options under the builder's argument names."""
-    if isinstance(se_ratio, bool) or not isinstance(se_ratio, (int, float)) or se_ratio <= 0:
-        raise ValueError(
-            f"`se_ratio` must be a positive number. Received: se_ratio={se_ratio!r}"
-        )
+    """Checks a builder's SE options under the builder's argument names.
+
+    Example:
+    >>> validate_se_options(16, "sigmoid", "avg")
+    """
+    check_positive("se_ratio", se_ratio)
     check_choice("se_gate", se_gate, SE_GATES)
     check_choice("se_squeeze", se_squeeze, SE_SQUEEZES)
 

@@ -90,11 +90,13 @@ def build_cifar_resnet(
     Returns:
         A `keras.Model`.
     """
+    _common.validate_file_weights(weights)
     input_shape = _common.validate_common(
         weights=weights, known_tags=(), include_top=include_top, classes=classes,
         input_shape=input_shape, default_size=32, min_size=8, pooling=pooling,
         classifier_activation=classifier_activation,
     )
+    _common.validate_se_options(se_ratio, se_gate, se_squeeze)
     n = _blocks_per_stage(block, depth, preact)
     stages = (1, 2, 3) if se_stages is None else tuple(se_stages)
     if not set(stages) <= {1, 2, 3}:

@@ -14,6 +14,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from se_keras._validation import check_choice
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # The original Caffe SENets take BGR pixels minus this mean (no scaling).
@@ -65,16 +67,9 @@ def preprocess_input(x, data_format=None, mode="torch", mean=None, std=None):
     >>> preprocess_input(np.full((1, 2, 2, 3), 255.0))[0, 0, 0].round(3)
     array([2.249, 2.429, 2.64 ], dtype=float32)
     """
-    if mode not in MODES:
-        raise ValueError(
-            f"`mode` must be one of {', '.join(map(repr, MODES))}. Received: mode={mode!r}"
-        )
+    check_choice("mode", mode, MODES)
     data_format = data_format or keras.config.image_data_format()
-    if data_format not in ("channels_last", "channels_first"):
-        raise ValueError(
-            "`data_format` must be 'channels_last' or 'channels_first'. "
-            f"Received: data_format={data_format!r}"
-        )
+    check_choice("data_format", data_format, ("channels_last", "channels_first"))
     is_numpy = isinstance(x, np.ndarray)
     x = ops.cast(ops.convert_to_tensor(x), "float32")
     channel_axis = -1 if data_format == "channels_last" else (0 if len(x.shape) == 3 else 1)
@@ -84,8 +79,8 @@ def preprocess_input(x, data_format=None, mode="torch", mean=None, std=None):
         x = ops.flip(x, axis=channel_axis)
         x = x - np.reshape(np.asarray(CAFFE_BGR_MEAN, "float32"), shape)
     else:
-        mean = np.reshape(np.asarray(mean or IMAGENET_MEAN, "float32"), shape)
-        std = np.reshape(np.asarray(std or IMAGENET_STD, "float32"), shape)
+        mean = np.reshape(np.asarray(IMAGENET_MEAN if mean is None else mean, "float32"), shape)
+        std = np.reshape(np.asarray(IMAGENET_STD if std is None else std, "float32"), shape)
         x = (x / 255.0 - mean) / std
     return ops.convert_to_numpy(x) if is_numpy else x
 
@@ -106,6 +101,8 @@ def decode_predictions(preds, top=5):
     [[('n01443537', 'goldfish', 1.0)]]
     """
     preds = np.asarray(preds)
+    if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 1000:
+        raise ValueError(f"`top` must be an integer from 1 to 1000. Received: top={top!r}")
     if preds.ndim != 2 or preds.shape[1] != 1000:
         raise ValueError(
             "`decode_predictions` expects a batch of predictions of shape "
@@ -154,6 +151,7 @@ class Preprocessing(keras.layers.Layer):
             )
         self.scale = float(scale)
         self.data_format = data_format or keras.config.image_data_format()
+        check_choice("data_format", self.data_format, ("channels_last", "channels_first"))
 
     def call(self, inputs):
         shape = [1] * len(inputs.shape)

@@ -31,6 +31,7 @@ stage s and block b counted from 1:
 import keras
 from keras import layers
 
+from se_keras._validation import check_choice
 from se_keras.applications import _common
 from se_keras.applications.imagenet import Preprocessing
 from se_keras.layers import SqueezeExcitation
@@ -93,11 +94,7 @@ VARIANTS = {
 
 def variant_options(arch, variant):
     """The architecture options of `VARIANTS[variant]` for one architecture."""
-    if variant not in VARIANTS:
-        raise ValueError(
-            f"`variant` must be one of {', '.join(map(repr, VARIANTS))}. "
-            f"Received: variant={variant!r}"
-        )
+    check_choice("variant", variant, tuple(VARIANTS))
     options = dict(VARIANTS[variant])
     row = ARCHITECTURES[arch]
     if variant == "legacy" and (
@@ -109,14 +106,6 @@ def variant_options(arch, variant):
         # bn2, before the SE block; its weights were trained that way.
         options["branch_relu"] = True
     return options
-
-
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(
-            f"`{name}` must be one of {', '.join(map(repr, choices))}. "
-            f"Received: {name}={value!r}"
-        )
 
 
 def _shortcut(x, filters, strides, downsample, epsilon, name):
@@ -302,18 +291,17 @@ def build_resnet(
         pooling=pooling,
         classifier_activation=classifier_activation,
     )
-    _check_choice("block", block, BLOCKS)
-    _check_choice("stem", stem, STEMS)
-    _check_choice("downsample", downsample, DOWNSAMPLES)
-    _check_choice("stride_in", stride_in, STRIDE_PLACES)
-    _check_choice("se_position", se_position, SE_POSITIONS)
+    check_choice("block", block, BLOCKS)
+    check_choice("stem", stem, STEMS)
+    check_choice("downsample", downsample, DOWNSAMPLES)
+    check_choice("stride_in", stride_in, STRIDE_PLACES)
+    check_choice("se_position", se_position, SE_POSITIONS)
     if block == "basic" and (cardinality != 1 or base_width != 64):
         raise ValueError(
             "Basic blocks support only cardinality=1 and base_width=64. "
             f"Received: cardinality={cardinality}, base_width={base_width}"
         )
-    if isinstance(se_ratio, bool) or not isinstance(se_ratio, (int, float)) or se_ratio <= 0:
-        raise ValueError(f"`se_ratio` must be a positive number. Received: se_ratio={se_ratio!r}")
+    _common.validate_se_options(se_ratio, se_gate, se_squeeze)
     stages = (1, 2, 3, 4) if se_stages is None else tuple(se_stages)
     if not set(stages) <= {1, 2, 3, 4}:
         raise ValueError(
@@ -358,6 +346,13 @@ def build_resnet(
     return keras.Model(_common.model_inputs(input_tensor, img_input), x, name=name)
 
 
+# Builder options that pretrained weights do not depend on.
+_OPTIONS_KEEPING_WEIGHTS = {
+    "include_top", "input_tensor", "input_shape", "pooling", "classes",
+    "classifier_activation", "dropout_rate",
+}
+
+
 def _public(arch, *, weights, variant, name, include_preprocessing=False, **kwargs):
     """Builds `arch` in the layout its weights need, then loads the weights."""
     # Imported here: the weights package imports this module for its tables.
@@ -371,6 +366,17 @@ def _public(arch, *, weights, variant, name, include_preprocessing=False, **kwar
             raise ValueError(
                 f"The weights {checkpoint.name!r} need variant="
                 f"{checkpoint.variant!r}. Received: variant={variant!r}"
+            )
+    if checkpoint is not None:
+        changed = sorted(set(kwargs) - _OPTIONS_KEEPING_WEIGHTS)
+        if changed:
+            # Options such as se_gate or stride_in keep every weight's shape,
+            # so the weights would load into a different network and give
+            # wrong predictions without any error.
+            raise ValueError(
+                "Architecture options change the network the pretrained weights "
+                "were trained for; use them with weights=None or your own weights "
+                f"file. Received: {', '.join(f'{k}={kwargs[k]!r}' for k in changed)}"
             )
     if variant is None:
         variant = checkpoint.variant if checkpoint else registry.default_variant(arch)

@@ -36,6 +36,7 @@ import os
 import pathlib
 import shutil
 import tempfile
+import warnings
 
 import numpy as np
 
@@ -118,13 +119,23 @@ def resolve_preprocessing(model, preprocessing=None):
     if unknown:
         raise ValueError(
             f"`preprocessing` takes the keys {', '.join(PREPROCESSING_KEYS)}. "
-            f"Received: unknown keys {unknown}"
+            f"Received: preprocessing={preprocessing!r}"
         )
     resolved = dict(
         size=None, crop_pct=0.875, mean=IMAGENET_MEAN, std=IMAGENET_STD,
         interpolation="bilinear",
     )
     pretrained = getattr(model, "pretrained", None) or {}
+    if not pretrained and not preprocessing:
+        # `model.pretrained` does not survive a .keras round trip: say which
+        # defaults the export falls back to rather than guess silently.
+        warnings.warn(
+            "The model records no preprocessing (`model.pretrained`) and none was "
+            "given: exporting with ImageNet mean/std, crop_pct 0.875, bilinear. "
+            "Pass `preprocessing=` to export_for_serving (or --crop-pct/--mean/--std) "
+            "if the model was trained otherwise.",
+            stacklevel=2,
+        )
     for key, source in (("size", "input_size"), ("crop_pct", "crop_pct"), ("mean", "mean"),
                         ("std", "std"), ("interpolation", "interpolation")):
         if pretrained.get(source) is not None:

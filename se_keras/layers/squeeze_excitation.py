@@ -14,8 +14,11 @@ bounded range, runs in the input's dtype.
 import keras
 from keras import ops
 
-_GATES = ("sigmoid", "hard_sigmoid", "tanh", "relu")
-_SQUEEZES = ("avg", "max")
+from se_keras._validation import check_choice
+from se_keras._validation import check_positive
+
+GATES = ("sigmoid", "hard_sigmoid", "tanh", "relu")
+SQUEEZES = ("avg", "max")
 _COMBINES = ("add", "max", "multiply")
 
 
@@ -68,30 +71,10 @@ def reduced_width(channels, ratio=16, width_divisor=None):
     return make_divisible(channels / ratio, width_divisor)
 
 
-def _check_positive(name, value, allow_none=False, integer=False):
-    if value is None and allow_none:
-        return
-    kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
-        allowed = "a positive integer" if integer else "a positive number"
-        raise ValueError(
-            f"`{name}` must be {allowed}"
-            f"{' or None' if allow_none else ''}. Received: {name}={value!r}"
-        )
-
-
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(
-            f"`{name}` must be one of {', '.join(map(repr, choices))}. "
-            f"Received: {name}={value!r}"
-        )
-
-
 def _normalize_data_format(data_format):
     if data_format is None:
         return keras.config.image_data_format()
-    _check_choice("data_format", data_format, ("channels_last", "channels_first"))
+    check_choice("data_format", data_format, ("channels_last", "channels_first"))
     return data_format
 
 
@@ -262,11 +245,11 @@ class SqueezeExcitation(_SEBase):
         bias_regularizer=None,
         **kwargs,
     ):
-        _check_positive("ratio", ratio)
-        _check_positive("reduced_channels", reduced_channels, True, True)
-        _check_positive("width_divisor", width_divisor, True, True)
-        _check_choice("gate", gate, _GATES)
-        _check_choice("squeeze", squeeze, _SQUEEZES)
+        check_positive("ratio", ratio)
+        check_positive("reduced_channels", reduced_channels, True, True)
+        check_positive("width_divisor", width_divisor, True, True)
+        check_choice("gate", gate, GATES)
+        check_choice("squeeze", squeeze, SQUEEZES)
         super().__init__(
             use_bias=use_bias,
             data_format=data_format,
@@ -418,7 +401,7 @@ class ChannelSpatialSqueezeExcitation(_SEBase):
         bias_regularizer=None,
         **kwargs,
     ):
-        _check_choice("combine", combine, _COMBINES)
+        check_choice("combine", combine, _COMBINES)
         super().__init__(
             use_bias=use_bias,
             data_format=data_format,

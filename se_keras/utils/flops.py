@@ -100,8 +100,9 @@ def count_flops(model):
     for tensor in model.inputs:
         if None in tuple(tensor.shape)[1:]:
             raise ValueError(
-                "count_flops needs a static input size. "
-                f"Received: input shape={tuple(tensor.shape)}"
+                "count_flops needs a model with a static input size; build it "
+                "with an `input_shape`. Received: model with input shape "
+                f"{tuple(tensor.shape)}"
             )
     return sum(flops_by_layer(model).values())
 
@@ -111,5 +112,10 @@ def count_params(model):
 
     Keras' `count_params()` also counts BatchNorm's moving mean and variance,
     which are statistics, not parameters.
+
+    Example:
+    >>> from se_keras.applications import SEResNet50
+    >>> count_params(SEResNet50(weights=None, se=False))
+    25557032
     """
     return int(sum(math.prod(w.shape) for w in model.trainable_weights))

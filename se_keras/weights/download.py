@@ -12,14 +12,15 @@ folder, removed on any failure.
 """
 
 import hashlib
+import http.client
 import os
 import pathlib
 import re
-import tempfile
 import urllib.error
 import urllib.request
 import warnings
 
+from se_keras._files import atomic_path
 from se_keras.weights.readers import read_checkpoint
 
 CHUNK = 1 << 20
@@ -30,7 +31,12 @@ class WeightsDownloadError(ValueError):
 
 
 def cache_dir():
-    """`$KERAS_HOME/models/se_keras` (KERAS_HOME defaults to ~/.keras)."""
+    """`$KERAS_HOME/models/se_keras` (KERAS_HOME defaults to ~/.keras), created if needed.
+
+    Example:
+    >>> cache_dir().name
+    'se_keras'
+    """
     home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
     path = pathlib.Path(home) / "models" / "se_keras"
     path.mkdir(parents=True, exist_ok=True)
@@ -45,10 +51,29 @@ def _sha256(path):
     return digest.hexdigest()
 
 
+class _RecordingRedirects(urllib.request.HTTPRedirectHandler):
+    """Keeps the headers of every redirect response.
+
+    The Hugging Face hub answers `resolve/main/<file>` with a redirect to its
+    CDN and puts the file's sha256 in that redirect's `X-Linked-Etag`
+    header; the final response does not carry it.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.headers = []
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        self.headers.append(headers)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 def _download(url, target, progress):
-    """Streams `url` into `target`; returns the response headers."""
+    """Streams `url` into `target`; returns the headers of every response, last first."""
+    redirects = _RecordingRedirects()
+    opener = urllib.request.build_opener(redirects)
     try:
-        response = urllib.request.urlopen(url, timeout=60)  # noqa: S310 - http(s) only
+        response = opener.open(url, timeout=60)
     except (urllib.error.URLError, OSError) as error:
         raise WeightsDownloadError(
             f"Cannot download {url}: {error}. Without network access, put the "
@@ -66,7 +91,13 @@ def _download(url, target, progress):
         received = 0
         with open(target, "wb") as f:
             while True:
-                chunk = response.read(CHUNK)
+                try:
+                    chunk = response.read(CHUNK)
+                except (http.client.HTTPException, OSError) as error:
+                    raise WeightsDownloadError(
+                        f"Download of {url} is truncated: expected {total} bytes "
+                        f"(Content-Length), received {received} before: {error!r}."
+                    ) from error
                 if not chunk:
                     break
                 f.write(chunk)
@@ -78,19 +109,41 @@ def _download(url, target, progress):
             f"Download of {url} is truncated: expected {total} bytes "
             f"(Content-Length), received {received}."
         )
-    return headers
+    return [headers, *reversed(redirects.headers)]
 
 
-def _expected_hash(checkpoint, headers):
+def _expected_hash(checkpoint, headers=()):
     """(hash, how it is known) to check, or (None, None)."""
     if checkpoint.sha256:
         return checkpoint.sha256, "the registry's sha256"
     if checkpoint.sha256_prefix:
         return checkpoint.sha256_prefix, "the sha256 prefix in the file name"
-    etag = (headers.get("X-Linked-Etag") or "").strip('"')
-    if re.fullmatch(r"[0-9a-f]{64}", etag):
-        return etag, "the sha256 the Hugging Face hub reports (X-Linked-Etag)"
+    for response in headers:
+        etag = (response.get("X-Linked-Etag") or "").strip('"')
+        if re.fullmatch(r"[0-9a-f]{64}", etag):
+            return etag, "the sha256 the Hugging Face hub reports (X-Linked-Etag)"
     return None, None
+
+
+def _cached(destination, checkpoint, check):
+    """`check(destination)` for a cached file, or None if the file is unusable.
+
+    A cached file was verified when it was downloaded, but disks and hands
+    change files: one whose known hash no longer matches, or that fails the
+    check, is removed so that the caller downloads it again.
+    """
+    expected, _ = _expected_hash(checkpoint)
+    if expected and not _sha256(destination).startswith(expected):
+        warnings.warn(f"{destination} no longer matches its sha256; downloading it again.",
+                      stacklevel=3)
+        destination.unlink()
+        return None
+    try:
+        return (check(destination),)
+    except Exception as error:  # noqa: BLE001 - any failure means "download again"
+        warnings.warn(f"{destination} is unusable ({error}); downloading it again.", stacklevel=3)
+        destination.unlink()
+        return None
 
 
 def fetch(checkpoint, check=read_checkpoint, progress=True):
@@ -118,14 +171,11 @@ def fetch(checkpoint, check=read_checkpoint, progress=True):
     """
     destination = cache_dir() / checkpoint.file_name
     if destination.exists():
-        return destination, check(destination)
+        result = _cached(destination, checkpoint, check)
+        if result is not None:
+            return destination, result[0]
     url = checkpoint.resolved_url()
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{checkpoint.file_name}.", suffix=".part", dir=destination.parent
-    )
-    os.close(fd)
-    tmp = pathlib.Path(tmp_name)
-    try:
+    with atomic_path(destination, suffix=".part") as tmp:
         headers = _download(url, tmp, progress)
         expected, source = _expected_hash(checkpoint, headers)
         actual = _sha256(tmp)
@@ -144,7 +194,4 @@ def fetch(checkpoint, check=read_checkpoint, progress=True):
                 f"{actual}. The file was discarded."
             )
         result = check(tmp)
-        os.replace(tmp, destination)
-    finally:
-        tmp.unlink(missing_ok=True)
     return destination, result

@@ -8,14 +8,14 @@ temporary name and renamed when complete.
 """
 
 import os
-import pathlib
 import re
-import tempfile
 
+from se_keras._files import atomic_path
 from se_keras.weights import download
 from se_keras.weights import registry
 from se_keras.weights.readers import read_checkpoint
 from se_keras.weights.timm_converter import convert_into
+from se_keras.weights.timm_converter import has_classifier
 
 KERAS_SUFFIXES = (".weights.h5", ".h5")
 TIMM_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
@@ -26,20 +26,14 @@ def _model_variant(model):
     return config.get("variant", "timm")
 
 
-def _has_top(model):
-    return any(layer.name == "predictions" for layer in model.layers)
-
-
 def save_weights_atomically(model, path):
-    """Writes `model.save_weights` to a temporary name, then renames it to `path`."""
-    path = pathlib.Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".weights.h5", dir=path.parent)
-    os.close(fd)
-    try:
+    """Writes `model.save_weights` to a temporary name, then renames it to `path`.
+
+    Example:
+    >>> save_weights_atomically(model, "model.weights.h5")  # doctest: +SKIP
+    """
+    with atomic_path(path, suffix=".weights.h5") as tmp:
         model.save_weights(tmp, overwrite=True)
-        os.replace(tmp, path)
-    finally:
-        pathlib.Path(tmp).unlink(missing_ok=True)
 
 
 def _record(model, checkpoint=None, path=None):
@@ -55,12 +49,12 @@ def _record(model, checkpoint=None, path=None):
             "std": registry.IMAGENET_STD,
             "input_size": None,
             "crop_pct": 0.875,
-            "interpolation": "bilinear",
+            "interpolation": "bicubic",
         }
 
 
 def _load_registered(model, checkpoint):
-    suffix = "" if _has_top(model) else "_notop"
+    suffix = "" if has_classifier(model) else "_notop"
     converted = download.cache_dir() / f"{checkpoint.name}{suffix}.weights.h5"
     if converted.exists():
         model.load_weights(converted)

@@ -49,11 +49,14 @@ class _StorageType:
         return 2 if self.dtype == "bfloat16" else np.dtype(self.dtype).itemsize
 
 
-def _to_numpy(raw, storage_type):
+def _to_numpy(raw, storage_type, numel=None):
     if storage_type.dtype == "bfloat16":
         bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
         return bits.view(np.float32)
-    return np.frombuffer(raw, dtype=np.dtype(storage_type.dtype).newbyteorder("<"))
+    array = np.frombuffer(raw, dtype=np.dtype(storage_type.dtype).newbyteorder("<"))
+    if numel is not None and len(array) != numel:
+        raise CheckpointReadError(f"storage holds {len(array)} elements, expected {numel}")
+    return array
 
 
 class _LazyTensor:
@@ -67,6 +70,18 @@ class _LazyTensor:
         array = arrays[key]
         if view is not None:  # legacy views: (view key, offset, size)
             array = array[view[1] : view[1] + view[2]]
+        # Offsets, sizes and strides come from the file: check them before
+        # as_strided, which would otherwise read outside the storage.
+        last = self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride) if n > 0)
+        if (
+            self.offset < 0
+            or any(n < 0 or s < 0 for n, s in zip(self.size, self.stride))
+            or (all(n > 0 for n in self.size) and last >= len(array))
+        ):
+            raise CheckpointReadError(
+                f"tensor of size {tuple(self.size)} at offset {self.offset} does not fit "
+                f"its storage of {len(array)} elements"
+            )
         if not self.size:
             return np.array(array[self.offset])
         view = np.lib.stride_tricks.as_strided(
@@ -91,6 +106,7 @@ class _Unpickler(pickle.Unpickler):
     def __init__(self, file):
         super().__init__(file)
         self.storage_types = {}
+        self.numels = {}
 
     def find_class(self, module, name):
         if module == "collections" and name == "OrderedDict":
@@ -113,6 +129,7 @@ class _Unpickler(pickle.Unpickler):
         # legacy: ('storage', type, key, location, numel, view_metadata)
         storage_type, key = pid[1], str(pid[2])
         self.storage_types[key] = storage_type
+        self.numels[key] = int(pid[4])
         return key, pid[5] if len(pid) > 5 else None
 
 
@@ -133,7 +150,7 @@ def _read_zip_pth(path):
         unpickler = _Unpickler(io.BytesIO(archive.read(pkl)))
         obj = unpickler.load()
         arrays = {
-            key: _to_numpy(archive.read(f"{root}data/{key}"), storage_type)
+            key: _to_numpy(archive.read(f"{root}data/{key}"), storage_type, unpickler.numels[key])
             for key, storage_type in unpickler.storage_types.items()
         }
     return _materialize(obj, arrays)
@@ -213,8 +230,10 @@ def read_checkpoint(path):
         if zipfile.is_zipfile(path):
             return _state_dict(_read_zip_pth(path), path)
         return _state_dict(_read_legacy_pth(path), path)
-    except CheckpointReadError:
-        raise
+    except CheckpointReadError as error:
+        if str(path) in str(error):
+            raise
+        raise CheckpointReadError(f"Cannot read checkpoint {path}: {error}") from error
     except Exception as error:  # noqa: BLE001 - every failure means "unreadable"
         raise CheckpointReadError(
             f"Cannot read checkpoint {path}: {type(error).__name__}: {error}"

@@ -38,8 +38,10 @@ class Checkpoint:
         top1: published ImageNet-1k top-1 (%) at 224x224 (a3_in1k: 160 train).
         params: parameter count of the model.
         sha256: full sha256 of the file, or None where it is not known.
-        input_size: training input size; `test_input_size` where timm
-            evaluates larger.
+        input_size: the size the published top-1 was measured at, and the
+            builder's default size for these weights.
+        test_input_size: the larger size where timm's own evaluation
+            reports a higher accuracy (informative).
         crop_pct: fraction of the resized short side kept by the eval crop.
         interpolation: resize method of the eval preprocessing.
         mean, std: RGB normalization of [0, 1] pixels.
@@ -94,7 +96,12 @@ class Checkpoint:
         return self.url
 
     def preprocessing(self):
-        """The eval preprocessing these weights expect, as a plain dict."""
+        """The eval preprocessing of the published top-1, as a plain dict.
+
+        Example:
+        >>> get("seresnet50", "imagenet").preprocessing()["crop_pct"]
+        0.875
+        """
         return dict(
             mean=self.mean,
             std=self.std,
@@ -125,8 +132,8 @@ CHECKPOINTS = (
     _hf("seresnet50", "a2_in1k", 80.10, 28_088_024, test_input_size=288, crop_pct=0.95),
     _hf("seresnet50", "a1_in1k", 80.01, 28_088_024, test_input_size=288, crop_pct=0.95),
     _legacy("seresnet50", "v0.1-cadene/se_resnet50-ce0d4300.pth", 77.65, 28_088_024),
-    _hf("seresnet50", "a3_in1k", 77.04, 28_088_024, input_size=160, test_input_size=224,
-        crop_pct=0.95),
+    # Trained at 160 px; its published 77.04 is measured at 224.
+    _hf("seresnet50", "a3_in1k", 77.04, 28_088_024, crop_pct=0.95),
     _legacy("seresnet101", "v0.1-cadene/se_resnet101-7e38fcc6.pth", 78.37, 49_326_872),
     _legacy("seresnet152", "v0.1-cadene/se_resnet152-d17c99b7.pth", 78.66, 66_821_848),
     _hf("seresnet152d", "ra2_in1k", 83.70, 66_841_080, input_size=256, test_input_size=320,

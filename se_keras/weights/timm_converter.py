@@ -20,6 +20,7 @@ and the classifier's tensors are dropped only when the model has no top.
 
 import re
 
+import keras
 import numpy as np
 
 from se_keras.layers import SqueezeExcitation
@@ -64,6 +65,11 @@ def timm_prefix(layer_name, variant, deep_stem, avg_down):
     return None
 
 
+def has_classifier(model):
+    """True when the model ends in the "predictions" classifier (include_top=True)."""
+    return any(layer.name == "predictions" for layer in model.layers)
+
+
 def _conv_kernel(w):
     return np.transpose(w, (2, 3, 1, 0))  # (O, I/g, kh, kw) -> (kh, kw, I/g, O)
 
@@ -83,27 +89,28 @@ def keras_targets(model, variant):
                 f"Layer {layer.name!r} has weights but no timm counterpart; "
                 "the model is not an SE-ResNet from se_keras.applications."
             )
-        cls = type(layer).__name__
         if isinstance(layer, SqueezeExcitation):
             targets[f"{prefix}.fc1.weight"] = (layer.reduce_kernel, lambda w: w[:, :, 0, 0].T)
             targets[f"{prefix}.fc2.weight"] = (layer.expand_kernel, lambda w: w[:, :, 0, 0].T)
             if layer.use_bias:
                 targets[f"{prefix}.fc1.bias"] = (layer.reduce_bias, None)
                 targets[f"{prefix}.fc2.bias"] = (layer.expand_bias, None)
-        elif cls == "Conv2D":
+        elif isinstance(layer, keras.layers.Conv2D):
             targets[f"{prefix}.weight"] = (layer.kernel, _conv_kernel)
             if layer.use_bias:
                 targets[f"{prefix}.bias"] = (layer.bias, None)
-        elif cls == "BatchNormalization":
+        elif isinstance(layer, keras.layers.BatchNormalization):
             targets[f"{prefix}.weight"] = (layer.gamma, None)
             targets[f"{prefix}.bias"] = (layer.beta, None)
             targets[f"{prefix}.running_mean"] = (layer.moving_mean, None)
             targets[f"{prefix}.running_var"] = (layer.moving_variance, None)
-        elif cls == "Dense":
+        elif isinstance(layer, keras.layers.Dense):
             targets[f"{prefix}.weight"] = (layer.kernel, lambda w: w.T)
             targets[f"{prefix}.bias"] = (layer.bias, None)
         else:
-            raise ConversionError(f"Cannot convert layer {layer.name!r} of type {cls}.")
+            raise ConversionError(
+                f"Cannot convert layer {layer.name!r} of type {type(layer).__name__}."
+            )
     return targets
 
 
@@ -120,7 +127,7 @@ def convert_into(model, state_dict, variant):
         ConversionError: on a missing, unused or wrongly shaped tensor.
     """
     targets = keras_targets(model, variant)
-    has_top = any(layer.name == "predictions" for layer in model.layers)
+    has_top = has_classifier(model)
     head = ("last_linear." if variant == "legacy" else "fc.")
     source = {
         k: v for k, v in state_dict.items()
@@ -136,6 +143,9 @@ def convert_into(model, state_dict, variant):
             f"{len(unused)} unused ({', '.join(unused[:5])}"
             f"{', ...' if len(unused) > 5 else ''})."
         )
+    # Check every shape before assigning anything, so that a mismatch leaves
+    # the model as it was.
+    values = {}
     for key, (variable, transform) in targets.items():
         value = np.asarray(source[key], dtype="float32")
         if transform is not None:
@@ -145,4 +155,6 @@ def convert_into(model, state_dict, variant):
                 f"Shape mismatch for {key} -> {variable.path}: checkpoint "
                 f"{tuple(value.shape)}, model {tuple(variable.shape)}."
             )
-        variable.assign(value)
+        values[key] = value
+    for key, (variable, _) in targets.items():
+        variable.assign(values[key])

@@ -250,6 +250,11 @@ BAD_ARGUMENTS = [
     (dict(weights=None, se_stages=(0, 5)), r"Received: se_stages=\(0, 5\)"),
     (dict(weights=None, se_ratio=0), r"Received: se_ratio=0"),
     (dict(weights=None, stride_in="7x7"), r"Received: stride_in='7x7'"),
+    (dict(weights=None, se_gate="softmax"), r"Received: se_gate='softmax'"),
+    (dict(weights=None, se=False, se_squeeze="median"), r"Received: se_squeeze='median'"),
+    (dict(weights="imagenet", se_gate="tanh"), r"pretrained weights.*Received: se_gate='tanh'"),
+    (dict(weights="a1_in1k", stride_in="1x1", bn_epsilon=1e-3),
+     r"Received: bn_epsilon=0.001, stride_in='1x1'"),
 ]
 
 

@@ -45,7 +45,10 @@ def make_model(**kwargs):
 
 def cifar_jpegs(count_per_class=1):
     if not CIFAR_TRAIN.is_dir():
-        pytest.skip(f"CIFAR-10 JPEGs not found at {CIFAR_TRAIN}")
+        # The real-image checks are the point of these tests: fail loudly
+        # rather than skip when the shared dataset is missing.
+        pytest.fail(f"CIFAR-10 JPEGs not found at {CIFAR_TRAIN} (the shared/ folder "
+                    "beside the repository)")
     images = []
     for name in CIFAR_CLASSES:
         files = sorted((CIFAR_TRAIN / name).glob("*.jpg"))[:count_per_class]

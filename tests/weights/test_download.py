@@ -26,7 +26,9 @@ FIXTURES = pathlib.Path(__file__).parents[1] / "fixtures"
 
 
 class _Server:
-    """Serves a folder; can add an X-Linked-Etag header or lie about Content-Length."""
+    """Serves a folder the way the Hugging Face hub does: `/resolve/<file>`
+    answers 302 (with the X-Linked-Etag header when `etag` is set) to the
+    file itself. It can also lie about Content-Length."""
 
     def __init__(self, root):
         server = self
@@ -39,17 +41,20 @@ class _Server:
                 super().__init__(*args, directory=str(root), **kwargs)
 
             def send_header(self, keyword, value):
-                if keyword == "Content-Length" and server.extra_length:
+                if keyword == "Content-Length" and server.extra_length and value != "0":
                     value = str(int(value) + server.extra_length)
                 super().send_header(keyword, value)
 
-            def end_headers(self):
-                if server.etag:
-                    super().send_header("X-Linked-Etag", f'"{server.etag}"')
-                super().end_headers()
-
             def do_GET(self):  # noqa: N802 - http.server's naming
                 server.requests += 1
+                if self.path.startswith("/resolve/"):
+                    self.send_response(302)
+                    self.send_header("Location", self.path[len("/resolve"):])
+                    if server.etag:
+                        self.send_header("X-Linked-Etag", f'"{server.etag}"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 super().do_GET()
 
             def log_message(self, *args):
@@ -81,7 +86,7 @@ def server(tmp_path, checkpoint_file, monkeypatch):
     root.mkdir()
     (root / checkpoint_file.name).write_bytes(checkpoint_file.read_bytes())
     srv = _Server(root)
-    monkeypatch.setenv(registry.MIRROR_ENV, srv.url)
+    monkeypatch.setenv(registry.MIRROR_ENV, f"{srv.url}/resolve")
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
     yield srv, root
     srv.stop()
@@ -119,7 +124,7 @@ def test_download_verify_convert_then_cache_only(server, checkpoint_file, monkey
     assert _cache_files() == [
         "legacy_seresnet18.test_in1k.safetensors", "seresnet18.test_in1k.weights.h5"
     ]
-    assert srv.requests == 1
+    assert srv.requests == 2  # the redirect and the file
 
     srv.stop()  # the second call must read only local files
     again = SEResNet18(weights="test_in1k")
@@ -127,7 +132,21 @@ def test_download_verify_convert_then_cache_only(server, checkpoint_file, monkey
     notop = SEResNet18(weights="test_in1k", include_top=False, pooling="avg")
     assert notop.output.shape == (None, 512)
     assert "seresnet18.test_in1k_notop.weights.h5" in _cache_files()
-    assert srv.requests == 1
+    assert srv.requests == 2
+
+
+def test_a_damaged_cached_file_is_downloaded_again(server, checkpoint_file, monkeypatch):
+    srv, _ = server
+    _use_rows(monkeypatch, _row(sha256=_sha256(checkpoint_file)))
+    SEResNet18(weights="imagenet", include_top=False)
+    cached = download.cache_dir() / checkpoint_file.name
+    cached.write_bytes(cached.read_bytes()[:1000])  # truncated on disk later
+    (download.cache_dir() / "seresnet18.test_in1k.weights.h5").unlink(missing_ok=True)
+    with pytest.warns(UserWarning, match="no longer matches its sha256"):
+        model = SEResNet18(weights="imagenet")
+    assert srv.requests == 4
+    assert _sha256(cached) == _sha256(checkpoint_file)
+    assert model.pretrained["weights"] == "seresnet18.test_in1k"
 
 
 def test_wrong_hash_is_an_error_and_leaves_the_cache_clean(server, monkeypatch):

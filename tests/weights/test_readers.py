@@ -62,3 +62,18 @@ def test_refuses_code_in_pickles(tmp_path):
         archive.writestr("evil/data.pkl", buffer.getvalue())
     with pytest.raises(CheckpointReadError, match="Refusing to load builtins.print"):
         read_checkpoint(path)
+
+
+def test_storage_shorter_than_its_tensors_is_an_error(tmp_path):
+    import zipfile
+
+    source = PTH / "zip_format.pth"
+    bad = tmp_path / "short_storage.pth"
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(bad, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if "/data/" in item.filename and not item.filename.endswith(".pkl") and len(data) > 8:
+                data = data[:8]  # a storage cut short
+            dst.writestr(item, data)
+    with pytest.raises(CheckpointReadError, match="short_storage.pth.*expected"):
+        read_checkpoint(bad)

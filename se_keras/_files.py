@@ -1,0 +1,54 @@
+"""Writing files so that a crash never leaves a half-written one under the real name."""
+
+import contextlib
+import json
+import os
+import pathlib
+import shutil
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_path(path, suffix="", directory=False):
+    """Yields a temporary path beside `path`; renames it to `path` if the block succeeds.
+
+    The temporary name starts with a dot (hidden from TF Serving's and most
+    tools' scans) and lives in the same folder, so the final `os.replace`
+    is atomic. On an exception the temporary file or folder is removed and
+    `path` is untouched.
+
+    Args:
+        path: the final path.
+        suffix: ending of the temporary name (Keras wants ".weights.h5").
+        directory: create a temporary folder instead of a file.
+
+    Example:
+    >>> with atomic_path("/tmp/example.json") as tmp:
+    ...     _ = tmp.write_text("{}")
+    """
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if directory:
+        tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent))
+    else:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+        os.close(fd)
+        tmp = pathlib.Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+
+
+def write_json_atomically(path, data):
+    """Writes `data` as JSON to `path` through `atomic_path`.
+
+    Example:
+    >>> write_json_atomically("/tmp/example.json", {"a": 1})
+    """
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
