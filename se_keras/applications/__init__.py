@@ -65,6 +65,10 @@ def get_builder(name):
 
     Raises:
         ValueError: for an unknown name, listing the known ones.
+
+    Example:
+    >>> get_builder("SEResNet50").__name__
+    'SEResNet50'
     """
     if name not in MODELS:
         raise ValueError(

@@ -89,6 +89,9 @@ def build_cifar_resnet(
 
     Returns:
         A `keras.Model`.
+
+    Example:
+    >>> model = build_cifar_resnet(block="basic", depth=8, preact=False, classes=10)
     """
     _common.validate_file_weights(weights)
     input_shape = _common.validate_common(

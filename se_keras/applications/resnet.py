@@ -93,7 +93,12 @@ VARIANTS = {
 
 
 def variant_options(arch, variant):
-    """The architecture options of `VARIANTS[variant]` for one architecture."""
+    """The architecture options of `VARIANTS[variant]` for one architecture.
+
+    Example:
+    >>> variant_options("seresnext50_32x4d", "legacy")["stride_in"]
+    '3x3'
+    """
     check_choice("variant", variant, tuple(VARIANTS))
     options = dict(VARIANTS[variant])
     row = ARCHITECTURES[arch]
@@ -279,6 +284,9 @@ def build_resnet(
 
     Returns:
         A `keras.Model`.
+
+    Example:
+    >>> model = build_resnet(block="bottleneck", depths=(1, 1, 1, 1), include_top=False)
     """
     input_shape = _common.validate_common(
         weights=weights,

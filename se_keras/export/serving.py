@@ -431,7 +431,7 @@ def _verify(export_dir, model, images, preprocessing, logits, atol):
 
 
 def _write_json(path, data):
-    from se_keras.training.run_files import write_json_atomically
+    from se_keras._files import write_json_atomically
 
     write_json_atomically(path, data)
 

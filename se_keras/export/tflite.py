@@ -42,7 +42,7 @@ def export_tflite(model, path, *, quantize=None, preprocessing=None, keep_dtype=
 
     from se_keras.export.serving import float32_model
     from se_keras.export.serving import resolve_preprocessing
-    from se_keras.training.run_files import write_json_atomically
+    from se_keras._files import write_json_atomically
 
     path = pathlib.Path(path)
     if path.suffix != ".tflite":

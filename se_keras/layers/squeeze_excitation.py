@@ -288,6 +288,14 @@ class SqueezeExcitation(_SEBase):
         """The per-channel gate, shape (batch, C), float32.
 
         Exposed for inspecting excitations (the paper's section 7).
+
+        Example:
+        >>> import numpy as np
+        >>> se = SqueezeExcitation(ratio=4)
+        >>> x = np.ones((2, 4, 4, 8), "float32")
+        >>> _ = se(x)
+        >>> tuple(se.excitation(x).shape)
+        (2, 8)
         """
         x = ops.cast(inputs, "float32")
         if self.squeeze == "avg":
@@ -349,7 +357,16 @@ class SpatialSqueezeExcitation(_SEBase):
         self.squeeze_kernel, self.squeeze_bias = self._add_dense("squeeze", channels, 1)
 
     def spatial_gate(self, inputs):
-        """The per-position gate, with a channel axis of size 1, float32."""
+        """The per-position gate, with a channel axis of size 1, float32.
+
+        Example:
+        >>> import numpy as np
+        >>> sse = SpatialSqueezeExcitation()
+        >>> x = np.ones((2, 4, 4, 8), "float32")
+        >>> _ = sse(x)
+        >>> tuple(sse.spatial_gate(x).shape)
+        (2, 4, 4, 1)
+        """
         x = ops.cast(inputs, "float32")
         if self.data_format == "channels_first":
             x = ops.moveaxis(x, 1, -1)

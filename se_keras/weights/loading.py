@@ -122,6 +122,10 @@ def parse_timm_name(timm_name):
     "resnet50" -> ("seresnet50", "timm", False): a plain timm ResNet loads
     into the `se=False` twin of the SE builder. timm's deprecated "gluon_"
     names map to their resnet.py architecture.
+
+    Example:
+    >>> parse_timm_name("legacy_seresnext50_32x4d.in1k")
+    ('seresnext50_32x4d', 'legacy', True)
     """
     from se_keras.applications import resnet
 

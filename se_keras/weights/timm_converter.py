@@ -43,7 +43,12 @@ def _stem_keys(layer_name, variant, deep):
 
 
 def timm_prefix(layer_name, variant, deep_stem, avg_down):
-    """The timm state-dict prefix of a Keras layer, or None for weightless layers."""
+    """The timm state-dict prefix of a Keras layer, or None for weightless layers.
+
+    Example:
+    >>> timm_prefix("stage2_block1_se", "legacy", deep_stem=False, avg_down=False)
+    'layer2.0.se_module'
+    """
     if layer_name.startswith("stem_"):
         return _stem_keys(layer_name, variant, deep_stem)
     if layer_name == "predictions":
@@ -66,7 +71,13 @@ def timm_prefix(layer_name, variant, deep_stem, avg_down):
 
 
 def has_classifier(model):
-    """True when the model ends in the "predictions" classifier (include_top=True)."""
+    """True when the model ends in the "predictions" classifier (include_top=True).
+
+    Example:
+    >>> from se_keras.applications import SEResNet18
+    >>> has_classifier(SEResNet18(weights=None, include_top=False))
+    False
+    """
     return any(layer.name == "predictions" for layer in model.layers)
 
 
@@ -75,7 +86,13 @@ def _conv_kernel(w):
 
 
 def keras_targets(model, variant):
-    """{timm key: (keras variable, transform)} for every weight of `model`."""
+    """{timm key: (keras variable, transform)} for every weight of `model`.
+
+    Example:
+    >>> from se_keras.applications import SEResNet18
+    >>> "layer1.0.se_module.fc1.weight" in keras_targets(SEResNet18(weights=None), "legacy")
+    True
+    """
     names = {layer.name for layer in model.layers}
     deep_stem = "stem_conv2" in names
     avg_down = any(n.endswith("_down_pool") for n in names)
@@ -125,6 +142,10 @@ def convert_into(model, state_dict, variant):
 
     Raises:
         ConversionError: on a missing, unused or wrongly shaped tensor.
+
+    Example:
+    >>> from se_keras.weights.readers import read_checkpoint
+    >>> convert_into(model, read_checkpoint("se_resnet50.pth"), "legacy")  # doctest: +SKIP
     """
     targets = keras_targets(model, variant)
     has_top = has_classifier(model)
