@@ -53,6 +53,10 @@ import keras
 from keras import layers
 
 from se_keras.applications import _common
+from se_keras.applications.vgg import _finish
+from se_keras.applications.vgg import _se_block
+from se_keras.applications.vgg import _validate_arguments
+from se_keras.applications.vgg import _validate_se_arguments
 
 # What differs between the families outside the module graphs.
 ARCHITECTURES = {
@@ -93,25 +97,28 @@ class _Builder:
         self.use_bias = use_bias
         self.bn_scale = bn_scale
         self.bn_epsilon = bn_epsilon
-        self.se_options = dict(ratio=se_ratio, gate=se_gate, squeeze=se_squeeze) if se else None
+        # `se(x, name)`: an SE block, or `x` itself when `se` is False.
+        self.se = _se_block(se, se_ratio, se_gate, se_squeeze)
         self.data_format = keras.config.image_data_format()
         self.axis = _common.channel_axis()
 
     def conv_bn(self, x, filters, kernel, name, strides=1, padding="same", relu=True):
-        if padding == "same" and strides > 1:
-            # Symmetric padding as in Caffe and PyTorch ("same" pads the
-            # bottom/right more at stride 2).
-            kernel_size = kernel if isinstance(kernel, tuple) else (kernel, kernel)
-            x = layers.ZeroPadding2D(
-                tuple(k // 2 for k in kernel_size), data_format=self.data_format,
-                name=f"{name}_pad",
+        """Convolution `name`, then `name_bn` and (if `relu`) `name_relu`.
+
+        padding="same" pads as Caffe and PyTorch do (`_common.conv`: an
+        explicit symmetric `name_pad` when strided, where TensorFlow's "same"
+        pads the bottom/right more); strided convolutions there have square
+        kernels. padding="valid" is keras' unpadded convolution.
+        """
+        if padding == "same":
+            x = _common.conv(x, filters, kernel, strides, name=name, use_bias=self.use_bias)
+        else:
+            x = layers.Conv2D(
+                filters, kernel, strides=strides, padding=padding, use_bias=self.use_bias,
+                data_format=self.data_format, name=name,
             )(x)
-            padding = "valid"
-        x = layers.Conv2D(
-            filters, kernel, strides=strides, padding=padding, use_bias=self.use_bias,
-            data_format=self.data_format, name=name,
-        )(x)
-        # momentum 0.9 as in `_common.batch_norm` (PyTorch's 0.1).
+        # Not `_common.batch_norm`, which always has a scale; momentum 0.9
+        # as there (PyTorch's 0.1).
         x = layers.BatchNormalization(
             axis=self.axis, epsilon=self.bn_epsilon, momentum=0.9, scale=self.bn_scale,
             name=f"{name}_bn",
@@ -121,19 +128,20 @@ class _Builder:
         return x
 
     def concat(self, tensors, name):
+        """Concatenates `tensors` on the channel axis."""
         return layers.Concatenate(axis=self.axis, name=name)(tensors)
 
-    def se(self, x, name):
-        if self.se_options is None:
-            return x
-        return _common.squeeze_excitation(x, name=name, **self.se_options)
-
     def avg_pool_3x3(self, x, name):
+        """keras' 3x3/1 average pool ("same", the padding not counted)."""
         return layers.AveragePooling2D(
             3, strides=1, padding="same", data_format=self.data_format, name=name
         )(x)
 
-    def max_pool_3x3_s2(self, x, name, padding="valid"):
+    def keras_max_pool(self, x, name, padding="valid"):
+        """keras' and TF-slim's 3x3/2 max pool: unpadded ("valid"), or TensorFlow's "same".
+
+        Not `_common.max_pool_3x3_s2`, which pads explicitly like PyTorch.
+        """
         return layers.MaxPooling2D(
             3, strides=2, padding=padding, data_format=self.data_format, name=name
         )(x)
@@ -162,7 +170,7 @@ def _bn_inception(x, b, se_position):
             # Caffe's ceil_mode pool exactly. At odd sizes Caffe's pool is one
             # smaller than the strided convolutions and the concatenation
             # fails; "same" matches them (ceil(H / 2)).
-            y = b.max_pool_3x3_s2(x, f"{p}_pool", padding="same")
+            y = b.keras_max_pool(x, f"{p}_pool", padding="same")
         elif pool == "avg":
             # Zero padding then "valid": Caffe's average counts the padding.
             y = layers.ZeroPadding2D(1, data_format=b.data_format, name=f"{p}_pool_pad")(x)
@@ -185,10 +193,10 @@ def _stem_v3(x, b):
     x = b.conv_bn(x, 32, 3, "stem_conv1", strides=2, padding="valid")
     x = b.conv_bn(x, 32, 3, "stem_conv2", padding="valid")
     x = b.conv_bn(x, 64, 3, "stem_conv3")
-    x = b.max_pool_3x3_s2(x, "stem_pool1")
+    x = b.keras_max_pool(x, "stem_pool1")
     x = b.conv_bn(x, 80, 1, "stem_conv4", padding="valid")
     x = b.conv_bn(x, 192, 3, "stem_conv5", padding="valid")
-    return b.max_pool_3x3_s2(x, "stem_pool2")
+    return b.keras_max_pool(x, "stem_pool2")
 
 
 def _chain(x, b, name, convs):
@@ -218,7 +226,7 @@ def _inception_v3(x, b, se_position):
     x = b.concat([  # 35 -> 17
         _chain(x, b, "mixed3_b0", [(384, 3, 2, "valid")]),
         _chain(x, b, "mixed3_b1", [(64, 1), (96, 3), (96, 3, 2, "valid")]),
-        b.max_pool_3x3_s2(x, "mixed3_b2_pool"),
+        b.keras_max_pool(x, "mixed3_b2_pool"),
     ], "mixed3")
     x = b.se(x, "mixed3_se")
     for m, width in zip((4, 5, 6, 7), (128, 160, 160, 192)):  # 17x17
@@ -235,7 +243,7 @@ def _inception_v3(x, b, se_position):
     x = b.concat([  # 17 -> 8
         _chain(x, b, "mixed8_b0", [(192, 1), (320, 3, 2, "valid")]),
         _chain(x, b, "mixed8_b1", [(192, 1), (192, (1, 7)), (192, (7, 1)), (192, 3, 2, "valid")]),
-        b.max_pool_3x3_s2(x, "mixed8_b2_pool"),
+        b.keras_max_pool(x, "mixed8_b2_pool"),
     ], "mixed8")
     x = b.se(x, "mixed8_se")
     for m in (9, 10):  # 8x8
@@ -305,7 +313,7 @@ def _inception_resnet_v2(x, b, se_position):
     x = b.concat([
         _chain(x, b, "mixed_6a_b0", [(384, 3, 2, "valid")]),
         _chain(x, b, "mixed_6a_b1", [(256, 1), (256, 3), (384, 3, 2, "valid")]),
-        b.max_pool_3x3_s2(x, "mixed_6a_b2_pool"),
+        b.keras_max_pool(x, "mixed_6a_b2_pool"),
     ], "mixed_6a")
     x = b.se(x, "mixed_6a_se")
     for i in range(1, IRV2_BLOCKS["block17"]["count"] + 1):
@@ -314,7 +322,7 @@ def _inception_resnet_v2(x, b, se_position):
         _chain(x, b, "mixed_7a_b0", [(256, 1), (384, 3, 2, "valid")]),
         _chain(x, b, "mixed_7a_b1", [(256, 1), (288, 3, 2, "valid")]),
         _chain(x, b, "mixed_7a_b2", [(256, 1), (288, 3), (320, 3, 2, "valid")]),
-        b.max_pool_3x3_s2(x, "mixed_7a_b3_pool"),
+        b.keras_max_pool(x, "mixed_7a_b3_pool"),
     ], "mixed_7a")
     x = b.se(x, "mixed_7a_se")
     for i in range(1, IRV2_BLOCKS["block8"]["count"] + 1):
@@ -372,17 +380,16 @@ def build_inception(
     >>> from se_keras.applications.inception import build_inception
     >>> model = build_inception(arch="bn_inception", include_top=False)
     """
-    _common.validate_file_weights(weights)
+    # The architecture first: it sets the default and minimum input sizes.
     _common.check_choice("arch", arch, tuple(ARCHITECTURES))
     row = ARCHITECTURES[arch]
-    input_shape = _common.validate_common(
-        weights=weights, known_tags=(), include_top=include_top, classes=classes,
-        input_shape=input_shape, default_size=row["default_size"],
-        min_size=row["min_size"], pooling=pooling,
+    input_shape = _validate_arguments(
+        weights=weights, include_top=include_top, classes=classes,
+        input_shape=input_shape, pooling=pooling,
         classifier_activation=classifier_activation,
+        default_size=row["default_size"], min_size=row["min_size"],
     )
-    _common.validate_se_options(se_ratio, se_gate, se_squeeze)
-    _common.check_choice("se_position", se_position, SE_POSITIONS)
+    _validate_se_arguments(se_ratio, se_gate, se_squeeze, se_position, SE_POSITIONS)
     builder = _Builder(
         use_bias=row["use_bias"], bn_scale=row["bn_scale"],
         bn_epsilon=row["bn_epsilon"] if bn_epsilon is None else bn_epsilon,
@@ -394,14 +401,12 @@ def build_inception(
         x, include_top=include_top, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation,
     )
-    model = keras.Model(_common.model_inputs(input_tensor, img_input), x, name=name)
-    if weights is not None:
-        model.load_weights(weights)
-    return model
+    return _finish(input_tensor, img_input, x, name=name, weights=weights)
 
 
 def _builder(func_name, arch, title, default_name, extra, position_doc=""):
     size = ARCHITECTURES[arch]["default_size"]
+    min_size = ARCHITECTURES[arch]["min_size"]
 
     def builder(
         include_top=True,
@@ -439,8 +444,7 @@ def _builder(func_name, arch, title, default_name, extra, position_doc=""):
         include_top: whether to include the classifier on top.
         weights: None (random initialization) or a `.weights.h5` path.
         input_tensor: optional Keras tensor to use as image input.
-        input_shape: optional shape tuple, at least
-            {ARCHITECTURES[arch]["min_size"]}x{ARCHITECTURES[arch]["min_size"]};
+        input_shape: optional shape tuple, at least {min_size}x{min_size};
             defaults to ({size}, {size}, 3) with the top.
         pooling: None, "avg" or "max": global pooling when `include_top=False`.
         classes: number of classes.
@@ -486,4 +490,5 @@ SEInceptionResNetV2 = _builder(
     '            addition) or "output" (after the addition and ReLU).',
 )
 
+# Public name -> builder (gathered in `se_keras.applications.MODELS`).
 BUILDERS = {f.__name__: f for f in (SEBNInception, SEInceptionV3, SEInceptionResNetV2)}

@@ -33,10 +33,13 @@ counts from 0). Each unit `P` is `P_conv`, `P_bn`, `P_relu` (ReLU6), plus
     avg_pool / max_pool, dropout, predictions   the head
 """
 
-import keras
 from keras import layers
 
 from se_keras.applications import _common
+from se_keras.applications.vgg import _finish
+from se_keras.applications.vgg import _se_block
+from se_keras.applications.vgg import _validate_arguments
+from se_keras.applications.vgg import _validate_se_arguments
 from se_keras.layers import make_divisible
 
 # v1: (pointwise filters, stride) of the 13 depthwise-separable blocks.
@@ -161,13 +164,12 @@ def build_mobilenet(
     >>> from se_keras.applications.mobilenet import build_mobilenet
     >>> model = build_mobilenet(version=2, alpha=0.5, include_top=False)
     """
-    _common.validate_file_weights(weights)
-    _common.check_choice("version", version, tuple(_BODIES))
-    input_shape = _common.validate_common(
-        weights=weights, known_tags=(), include_top=include_top, classes=classes,
-        input_shape=input_shape, default_size=224, min_size=32, pooling=pooling,
+    input_shape = _validate_arguments(
+        weights=weights, include_top=include_top, classes=classes,
+        input_shape=input_shape, pooling=pooling,
         classifier_activation=classifier_activation,
     )
+    _common.check_choice("version", version, tuple(_BODIES))
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha <= 0:
         raise ValueError(f"`alpha` must be a positive number. Received: alpha={alpha!r}")
     if (
@@ -178,27 +180,19 @@ def build_mobilenet(
             "`depth_multiplier` must be a positive integer (1 for MobileNetV2). "
             f"Received: depth_multiplier={depth_multiplier!r}"
         )
-    _common.validate_se_options(se_ratio, se_gate, se_squeeze)
-    _common.check_choice("se_position", se_position, SE_POSITIONS)
-
-    def se_block(x, label):
-        return _common.squeeze_excitation(
-            x, ratio=se_ratio, gate=se_gate, squeeze=se_squeeze, name=label
-        )
+    _validate_se_arguments(se_ratio, se_gate, se_squeeze, se_position, SE_POSITIONS)
 
     img_input = _common.make_input(input_tensor, input_shape)
     x = _BODIES[version](
-        img_input, alpha=alpha, depth_multiplier=depth_multiplier, se=se_block,
-        se_position=se_position if se else None, eps=bn_epsilon,
+        img_input, alpha=alpha, depth_multiplier=depth_multiplier,
+        se=_se_block(se, se_ratio, se_gate, se_squeeze), se_position=se_position,
+        eps=bn_epsilon,
     )
     x = _common.head(
         x, include_top=include_top, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation, dropout_rate=dropout_rate,
     )
-    model = keras.Model(_common.model_inputs(input_tensor, img_input), x, name=name)
-    if weights is not None:
-        model.load_weights(weights)
-    return model
+    return _finish(input_tensor, img_input, x, name=name, weights=weights)
 
 
 def SEMobileNet(
@@ -334,4 +328,5 @@ def SEMobileNetV2(
 SEMobileNet.arch = "mobilenet_v1"
 SEMobileNetV2.arch = "mobilenet_v2"
 
+# Public name -> builder (gathered in `se_keras.applications.MODELS`).
 BUILDERS = {f.__name__: f for f in (SEMobileNet, SEMobileNetV2)}

@@ -43,6 +43,10 @@ from keras import layers
 from keras import ops
 
 from se_keras.applications import _common
+from se_keras.applications.vgg import _finish
+from se_keras.applications.vgg import _se_block
+from se_keras.applications.vgg import _validate_arguments
+from se_keras.applications.vgg import _validate_se_arguments
 
 # Output channels of stages 1-3 for each number of groups (Zhang et al.,
 # table 1, ShuffleNet 1x).
@@ -76,6 +80,7 @@ class ChannelShuffle(keras.layers.Layer):
 
     Example:
     >>> import numpy as np
+    >>> from se_keras.applications.shufflenet import ChannelShuffle
     >>> x = np.arange(6, dtype="float32").reshape(1, 1, 1, 6)
     >>> ChannelShuffle(2)(x).numpy().ravel().tolist()
     [0.0, 3.0, 1.0, 4.0, 2.0, 5.0]
@@ -94,6 +99,7 @@ class ChannelShuffle(keras.layers.Layer):
         )
 
     def build(self, input_shape):
+        """Checks that the channels are known and split into `groups` evenly."""
         axis = -1 if self.data_format == "channels_last" else 1
         channels = input_shape[axis]
         if channels is None or channels % self.groups:
@@ -104,6 +110,7 @@ class ChannelShuffle(keras.layers.Layer):
         self.channels = channels
 
     def call(self, inputs):
+        """Returns `inputs` with their channels shuffled; same shape and dtype."""
         g, n = self.groups, self.channels // self.groups
         x = inputs
         if self.data_format == "channels_first":
@@ -119,9 +126,11 @@ class ChannelShuffle(keras.layers.Layer):
         return x
 
     def compute_output_shape(self, input_shape):
+        """The input shape: the shuffle only permutes channels."""
         return input_shape
 
     def get_config(self):
+        """The base config plus `groups` and `data_format` (the constructor's arguments)."""
         config = super().get_config()
         config.update({"groups": self.groups, "data_format": self.data_format})
         return config
@@ -138,6 +147,7 @@ def stage_widths(groups, scale):
         A tuple of three ints, multiples of 4 g.
 
     Example:
+    >>> from se_keras.applications.shufflenet import stage_widths
     >>> stage_widths(3, 1.0), stage_widths(3, 0.5)
     ((240, 480, 960), (120, 240, 480))
     """
@@ -218,22 +228,16 @@ def build_shufflenet(
     >>> from se_keras.applications.shufflenet import build_shufflenet
     >>> model = build_shufflenet(groups=8, scale=0.5, include_top=False)
     """
-    _common.validate_file_weights(weights)
-    input_shape = _common.validate_common(
-        weights=weights, known_tags=(), include_top=include_top, classes=classes,
-        input_shape=input_shape, default_size=224, min_size=32, pooling=pooling,
+    input_shape = _validate_arguments(
+        weights=weights, include_top=include_top, classes=classes,
+        input_shape=input_shape, pooling=pooling,
         classifier_activation=classifier_activation,
     )
     _common.check_choice("groups", groups, tuple(STAGE_WIDTHS))
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or scale <= 0:
         raise ValueError(f"`scale` must be a positive number. Received: scale={scale!r}")
-    _common.validate_se_options(se_ratio, se_gate, se_squeeze)
-    _common.check_choice("se_position", se_position, SE_POSITIONS)
-
-    def se_block(x, label):
-        return _common.squeeze_excitation(
-            x, ratio=se_ratio, gate=se_gate, squeeze=se_squeeze, name=label
-        )
+    _validate_se_arguments(se_ratio, se_gate, se_squeeze, se_position, SE_POSITIONS)
+    se_block = _se_block(se, se_ratio, se_gate, se_squeeze)
 
     img_input = _common.make_input(input_tensor, input_shape)
     x = _common.conv(img_input, STEM_WIDTH, 3, 2, name="stem_conv")
@@ -251,7 +255,7 @@ def build_shufflenet(
                 # The first unit's input has too few channels to split.
                 first_groups=1 if stage == 1 and b == 1 else groups,
                 se=se_block,
-                se_position=se_position if se else None,
+                se_position=se_position,
                 eps=bn_epsilon,
                 name=f"stage{stage}_block{b}",
             )
@@ -259,10 +263,7 @@ def build_shufflenet(
         x, include_top=include_top, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation,
     )
-    model = keras.Model(_common.model_inputs(input_tensor, img_input), x, name=name)
-    if weights is not None:
-        model.load_weights(weights)
-    return model
+    return _finish(input_tensor, img_input, x, name=name, weights=weights)
 
 
 def SEShuffleNet(
@@ -331,4 +332,5 @@ def SEShuffleNet(
 
 SEShuffleNet.arch = "shufflenet_v1"
 
+# Public name -> builder (gathered in `se_keras.applications.MODELS`).
 BUILDERS = {"SEShuffleNet": SEShuffleNet}

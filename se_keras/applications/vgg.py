@@ -24,6 +24,11 @@ Layer names (a stable contract), blocks b = 1..5 and convolutions i from 1:
     block{b}_pool
     flatten, fc1, fc1_dropout, fc2, fc2_dropout, predictions   the top
     avg_pool / max_pool                                         without the top
+
+The private helpers `_validate_arguments`, `_validate_se_arguments`,
+`_se_block` and `_finish` are shared by the four families without public
+checkpoints (inception, mobilenet, shufflenet, vgg), which import them from
+here.
 """
 
 import keras
@@ -34,6 +39,56 @@ from se_keras.applications import _common
 # Convolutions per block and their width (VGG configuration D).
 VGG16_BLOCKS = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))
 SE_POSITIONS = ("block", "conv")
+
+
+# The opening and ending of the builders without public checkpoints.
+
+
+def _validate_arguments(
+    *, weights, include_top, classes, input_shape, pooling, classifier_activation,
+    default_size=224, min_size=32,
+):
+    """keras.applications' checks, in its order, for a model without published weights.
+
+    `weights` must be None or a `.weights.h5` file (`_common.validate_file_weights`);
+    then classes, input shape, pooling and classifier activation.
+
+    Returns:
+        The input shape to build, as `_common.obtain_input_shape` gives it.
+    """
+    _common.validate_file_weights(weights)
+    return _common.validate_common(
+        weights=weights, known_tags=(), include_top=include_top, classes=classes,
+        input_shape=input_shape, default_size=default_size, min_size=min_size,
+        pooling=pooling, classifier_activation=classifier_activation,
+    )
+
+
+def _validate_se_arguments(se_ratio, se_gate, se_squeeze, se_position, positions):
+    """The SE options, after the family's own checks: ratio, gate, squeeze, then position."""
+    _common.validate_se_options(se_ratio, se_gate, se_squeeze)
+    _common.check_choice("se_position", se_position, positions)
+
+
+def _se_block(se, se_ratio, se_gate, se_squeeze):
+    """`block(x, name)`: a `SqueezeExcitation` layer `name` on `x`, or `x` itself if not `se`."""
+
+    def block(x, name):
+        if not se:
+            return x
+        return _common.squeeze_excitation(
+            x, ratio=se_ratio, gate=se_gate, squeeze=se_squeeze, name=name
+        )
+
+    return block
+
+
+def _finish(input_tensor, img_input, outputs, *, name, weights):
+    """The functional model, with `weights` (None or a `.weights.h5` path) loaded."""
+    model = keras.Model(_common.model_inputs(input_tensor, img_input), outputs, name=name)
+    if weights is not None:
+        model.load_weights(weights)
+    return model
 
 
 def build_vgg(
@@ -75,20 +130,14 @@ def build_vgg(
     >>> from se_keras.applications.vgg import build_vgg
     >>> model = build_vgg(blocks=((1, 16), (1, 32)), include_top=False)
     """
-    _common.validate_file_weights(weights)
-    input_shape = _common.validate_common(
-        weights=weights, known_tags=(), include_top=include_top, classes=classes,
-        input_shape=input_shape, default_size=224, min_size=32, pooling=pooling,
+    input_shape = _validate_arguments(
+        weights=weights, include_top=include_top, classes=classes,
+        input_shape=input_shape, pooling=pooling,
         classifier_activation=classifier_activation,
     )
-    _common.validate_se_options(se_ratio, se_gate, se_squeeze)
-    _common.check_choice("se_position", se_position, SE_POSITIONS)
+    _validate_se_arguments(se_ratio, se_gate, se_squeeze, se_position, SE_POSITIONS)
+    se_block = _se_block(se, se_ratio, se_gate, se_squeeze)
     data_format = keras.config.image_data_format()
-
-    def se_block(x, label):
-        return _common.squeeze_excitation(
-            x, ratio=se_ratio, gate=se_gate, squeeze=se_squeeze, name=label
-        )
 
     img_input = _common.make_input(input_tensor, input_shape)
     x = img_input
@@ -97,9 +146,9 @@ def build_vgg(
             x = _common.conv(x, width, 3, name=f"block{b}_conv{i}", use_bias=True)
             x = _common.batch_norm(x, bn_epsilon, f"block{b}_bn{i}")
             x = layers.ReLU(name=f"block{b}_relu{i}")(x)
-            if se and se_position == "conv":
+            if se_position == "conv":
                 x = se_block(x, f"block{b}_conv{i}_se")
-        if se and se_position == "block":
+        if se_position == "block":
             x = se_block(x, f"block{b}_se")
         x = layers.MaxPooling2D(2, data_format=data_format, name=f"block{b}_pool")(x)
 
@@ -109,7 +158,9 @@ def build_vgg(
             x = layers.Dense(4096, activation="relu", name=fc)(x)
             if dropout_rate:
                 x = layers.Dropout(dropout_rate, name=f"{fc}_dropout")(x)
-        # Under mixed precision the softmax runs in float32, as in `_common.head`.
+        # `_common.head` cannot add this classifier: it global-pools first,
+        # and VGG's top flattens. Under mixed precision the softmax runs in
+        # float32, as there.
         policy = keras.config.dtype_policy().name
         x = layers.Dense(
             classes, activation=classifier_activation,
@@ -120,10 +171,7 @@ def build_vgg(
             x, include_top=False, pooling=pooling, classes=classes,
             classifier_activation=classifier_activation,
         )
-    model = keras.Model(_common.model_inputs(input_tensor, img_input), x, name=name)
-    if weights is not None:
-        model.load_weights(weights)
-    return model
+    return _finish(input_tensor, img_input, x, name=name, weights=weights)
 
 
 def SEVGG16(
@@ -188,4 +236,5 @@ def SEVGG16(
 
 SEVGG16.arch = "vgg16_bn"
 
+# Public name -> builder (gathered in `se_keras.applications.MODELS`).
 BUILDERS = {"SEVGG16": SEVGG16}

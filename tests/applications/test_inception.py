@@ -5,50 +5,86 @@ import numpy as np
 import pytest
 
 from se_keras.applications import inception
-from se_keras.layers import SqueezeExcitation
+from se_keras.applications.inception import SEBNInception
+from se_keras.applications.inception import SEInceptionResNetV2
+from se_keras.applications.inception import SEInceptionV3
 from se_keras.utils import count_flops
 from se_keras.utils import count_params
+from tests.applications import helpers
 
-# (builder, plain params, plain multiply-adds, SE params, SE multiply-adds) at
-# the default size (224 for BN-Inception, 299 for the others), r = 16.
-COUNTS = {
-    "SEBNInception": (11_295_240, 2_032_600_064, 11_941_638, 2_035_600_832),
-    "SEInceptionV3": (23_817_352, 5_713_216_096, 25_478_972, 5_719_813_088),
-    "SEInceptionResNetV2": (55_813_192, 13_155_794_016, 65_062_446, 13_189_749_728),
-}
+# BN-Inception's modules at 224x224 (Ioffe & Szegedy 2015, figure 5): input
+# size, #1x1, #3x3 reduce, #3x3, double #3x3 reduce, double #3x3, pool
+# projection (0: the pool passes through), stride; modules 3a ... 5b.
+FIGURE_5 = (
+    (28, 64, 64, 64, 64, 96, 32, 1),
+    (28, 64, 64, 96, 64, 96, 64, 1),
+    (28, 0, 128, 160, 64, 96, 0, 2),
+    (14, 224, 64, 96, 96, 128, 128, 1),
+    (14, 192, 96, 128, 96, 128, 128, 1),
+    (14, 160, 128, 160, 128, 160, 128, 1),
+    (14, 96, 128, 192, 160, 192, 128, 1),
+    (14, 0, 128, 192, 192, 256, 0, 2),
+    (7, 352, 192, 320, 160, 224, 128, 1),
+    (7, 352, 192, 320, 192, 224, 128, 1),
+)
+# Trainable parameters of the authors' Caffe BN-Inception as ported to
+# PyTorch (Cadene's pretrainedmodels `bninception`; osmr/imgclsmob's
+# pytorchcv/models/bninception.py asserts the same count).
+PRETRAINEDMODELS_BN_INCEPTION_PARAMS = 11_295_240
 
-# The paper's GFLOPs, plain -> SE (Hu et al., table 2).
-PAPER_GFLOPS = {"SEBNInception": (2.03, 2.04), "SEInceptionResNetV2": (11.75, 11.76)}
-
-# timm 1.0.31's inception_resnet_v2 at 299x299, counted with forward hooks
-# (conv and linear multiply-adds): an independent reference for the plain
-# network. The paper's 11.75 G is 11% lower; see the test below.
-TIMM_INCEPTION_RESNET_V2_MACS = 13_155_794_016
-
-# keras.applications.InceptionResNetV2(weights=None) (Keras 3.15): trainable
-# parameters and multiply-adds. Building it here would cost 10-30 s; the
-# Inception-v3 test below builds keras' model and compares it weight by
-# weight and output by output. (A one-off check did the same for
-# Inception-ResNet-v2: same weight shapes in the same order, and outputs
-# equal to the last bit after copying the weights across.)
+# keras.applications.InceptionResNetV2(weights=None) at 299x299 (Keras
+# 3.15.1): trainable parameters and multiply-adds, counted once by
+# `se_keras.utils.count_params` and `count_flops` on keras' own model
+# (building it here would cost 10-30 s). The Inception-v3 test below builds
+# keras' model and compares it weight by weight and output by output.
 KERAS_INCEPTION_RESNET_V2 = (55_813_192, 13_155_794_016)
 
+# The paper's GFLOPs, plain -> SE (Hu et al., table 2).
+PAPER_GFLOPS = {"bn_inception": (2.03, 2.04), "inception_resnet_v2": (11.75, 11.76)}
 
-@pytest.fixture(scope="module")
-def models():
-    """Each (builder, se) model at its default size, built once for the module."""
-    cache = {}
-
-    def get(name, se=True):
-        if (name, se) not in cache:
-            cache[name, se] = inception.BUILDERS[name](se=se)
-        return cache[name, se]
-
-    return get
+# The SE blocks' inputs at 299x299, (size, channels), in the layouts of
+# keras' InceptionV3 (mixed0 ... mixed10) and InceptionResNetV2 (mixed_5b,
+# 10 block35, mixed_6a, 20 block17, mixed_7a, 10 block8: the residual
+# branches have their block's width).
+INCEPTION_V3_SE_MAPS = (
+    [(35, 256), (35, 288), (35, 288)] + [(17, 768)] * 5 + [(8, 1280)] + [(8, 2048)] * 2
+)
+INCEPTION_RESNET_V2_SE_MAPS = [(35, 320)] * 11 + [(17, 1088)] * 21 + [(8, 2080)] * 11
 
 
-def _se_layers(model):
-    return [layer for layer in model.layers if isinstance(layer, SqueezeExcitation)]
+def _bn_inception_reference():
+    """(parameters, multiply-adds, SE maps) of BN-Inception at 224x224, from figure 5 alone.
+
+    Caffe's layout: every convolution has a bias and is followed by a
+    BatchNorm with scale and shift; the classifier is a 1024 -> 1000 FC.
+    """
+    params = macs = 0
+
+    def conv(size, kernel, inputs, outputs):
+        nonlocal params, macs
+        params += kernel * kernel * inputs * outputs + 3 * outputs
+        macs += size * size * kernel * kernel * inputs * outputs
+
+    conv(112, 7, 3, 64)  # conv1 7x7/2
+    conv(56, 1, 64, 64)  # conv2 reduce
+    conv(56, 3, 64, 192)  # conv2 3x3
+    channels, maps = 192, []
+    for size, n1x1, n3x3_red, n3x3, ndbl_red, ndbl, proj, stride in FIGURE_5:
+        out = size // stride
+        if n1x1:
+            conv(size, 1, channels, n1x1)
+        conv(size, 1, channels, n3x3_red)
+        conv(out, 3, n3x3_red, n3x3)
+        conv(size, 1, channels, ndbl_red)
+        conv(size, 3, ndbl_red, ndbl)
+        conv(out, 3, ndbl, ndbl)
+        if proj:
+            conv(size, 1, channels, proj)
+        channels = n1x1 + n3x3 + ndbl + (proj or channels)
+        maps.append((out, channels))
+    params += channels * 1000 + 1000
+    macs += channels * 1000
+    return params, macs, maps
 
 
 def _feeds(model, source, target):
@@ -56,44 +92,25 @@ def _feeds(model, source, target):
     return model.get_layer(target).input is model.get_layer(source).output
 
 
-@pytest.mark.parametrize("name", list(COUNTS))
-def test_parameter_and_flops_counts(models, name):
-    plain_params, plain_flops, se_params, se_flops = COUNTS[name]
-    plain, se = models(name, se=False), models(name)
-    assert not _se_layers(plain)
-    assert (count_params(plain), count_flops(plain)) == (plain_params, plain_flops)
-    assert (count_params(se), count_flops(se)) == (se_params, se_flops)
-
-
-def test_bn_inception_matches_the_paper():
-    plain_flops, se_flops = COUNTS["SEBNInception"][1], COUNTS["SEBNInception"][3]
-    paper_plain, paper_se = PAPER_GFLOPS["SEBNInception"]
-    assert plain_flops / 1e9 == pytest.approx(paper_plain, rel=0.02)
-    assert se_flops / 1e9 == pytest.approx(paper_se, rel=0.02)
-
-
-def test_inception_resnet_v2_against_the_paper_and_timm():
-    plain_flops, se_flops = COUNTS["SEInceptionResNetV2"][1], COUNTS["SEInceptionResNetV2"][3]
-    # The plain count equals keras' and timm's (TF-slim's network at 299).
-    assert plain_flops == TIMM_INCEPTION_RESNET_V2_MACS
-    # The paper's re-implementation is not this network at 299x299: its
-    # 11.75 G is 10.7% below; only the SE overhead can be compared.
-    paper_plain, paper_se = PAPER_GFLOPS["SEInceptionResNetV2"]
-    assert plain_flops / 1e9 / paper_plain == pytest.approx(1.12, abs=0.01)
-    assert (se_flops - plain_flops) / plain_flops < 0.003
-    assert (paper_se - paper_plain) / paper_plain < 0.003
-
-
-def test_plain_inception_resnet_v2_has_keras_counts(models):
-    plain = models("SEInceptionResNetV2", se=False)
-    assert (count_params(plain), count_flops(plain)) == KERAS_INCEPTION_RESNET_V2
+def test_bn_inception_against_figure_5_and_the_paper(models):
+    params, macs, maps = _bn_inception_reference()
+    assert params == PRETRAINEDMODELS_BN_INCEPTION_PARAMS
+    plain, se = models(SEBNInception, se=False), models(SEBNInception)
+    assert not helpers.se_layers(plain)
+    assert (count_params(plain), count_flops(plain)) == (params, macs)
+    # Plus exactly the 10 SE blocks, one on each module's output.
+    se_params, se_macs = helpers.se_cost(maps)
+    assert (count_params(se), count_flops(se)) == (params + se_params, macs + se_macs)
+    gflops = (count_flops(plain) / 1e9, count_flops(se) / 1e9)
+    assert gflops == pytest.approx(PAPER_GFLOPS["bn_inception"], rel=0.02)
 
 
 def test_plain_inception_v3_is_keras_applications(models):
     """se=False is keras' model: same weights in the same order, same outputs."""
-    plain = models("SEInceptionV3", se=False)
+    plain = models(SEInceptionV3, se=False)
+    assert not helpers.se_layers(plain)
     reference = keras.applications.InceptionV3(weights=None)
-    assert count_params(plain) == count_params(reference) == COUNTS["SEInceptionV3"][0]
+    assert count_params(plain) == count_params(reference)
     assert count_flops(plain) == count_flops(reference)
     assert [w.shape for w in plain.weights] == [w.shape for w in reference.weights]
     reference.set_weights(plain.get_weights())
@@ -101,11 +118,37 @@ def test_plain_inception_v3_is_keras_applications(models):
     np.testing.assert_allclose(plain(x), reference(x), rtol=1e-4, atol=1e-6)
 
 
+def test_se_inception_v3_adds_its_se_blocks(models):
+    # The paper has no SE-Inception-v3: keras' InceptionV3 (test above) plus
+    # exactly the 11 SE blocks.
+    plain, se = models(SEInceptionV3, se=False), models(SEInceptionV3)
+    se_params, se_macs = helpers.se_cost(INCEPTION_V3_SE_MAPS)
+    assert count_params(se) - count_params(plain) == se_params
+    assert count_flops(se) - count_flops(plain) == se_macs
+
+
+def test_inception_resnet_v2_against_keras_and_the_paper(models):
+    plain, se = models(SEInceptionResNetV2, se=False), models(SEInceptionResNetV2)
+    assert not helpers.se_layers(plain)
+    plain_counts = (count_params(plain), count_flops(plain))
+    assert plain_counts == KERAS_INCEPTION_RESNET_V2
+    # keras' network plus exactly the 43 SE blocks.
+    se_params, se_macs = helpers.se_cost(INCEPTION_RESNET_V2_SE_MAPS)
+    se_counts = (count_params(se), count_flops(se))
+    assert se_counts == (plain_counts[0] + se_params, plain_counts[1] + se_macs)
+    # The paper's re-implementation is not this network at 299x299: its
+    # 11.75 G is 10.7% below; only the SE overhead (its 11.75 -> 11.76,
+    # under 0.3%) can be compared.
+    paper_plain, _ = PAPER_GFLOPS["inception_resnet_v2"]
+    assert plain_counts[1] / 1e9 / paper_plain == pytest.approx(1.12, abs=0.01)
+    assert (se_counts[1] - plain_counts[1]) / plain_counts[1] < 0.003
+
+
 # (builder, SE layer names) for the contract of the module docstring.
 SE_NAMES = {
-    "SEBNInception": [f"inception_{m}_se" for m in inception.BN_INCEPTION_MODULES],
-    "SEInceptionV3": [f"mixed{m}_se" for m in range(11)],
-    "SEInceptionResNetV2": (
+    SEBNInception: [f"inception_{m}_se" for m in inception.BN_INCEPTION_MODULES],
+    SEInceptionV3: [f"mixed{m}_se" for m in range(11)],
+    SEInceptionResNetV2: (
         ["mixed_5b_se"] + [f"block35_{i}_se" for i in range(1, 11)] + ["mixed_6a_se"]
         + [f"block17_{i}_se" for i in range(1, 21)] + ["mixed_7a_se"]
         + [f"block8_{i}_se" for i in range(1, 11)]
@@ -113,18 +156,18 @@ SE_NAMES = {
 }
 
 
-@pytest.mark.parametrize("name", list(SE_NAMES))
-def test_layer_names_are_a_stable_contract(models, name):
-    model = models(name)
-    assert [layer.name for layer in _se_layers(model)] == SE_NAMES[name]
+@pytest.mark.parametrize("builder", list(SE_NAMES), ids=lambda b: b.__name__)
+def test_layer_names_are_a_stable_contract(models, builder):
+    model = models(builder)
+    assert [layer.name for layer in helpers.se_layers(model)] == SE_NAMES[builder]
     assert [layer.name for layer in model.layers][-2:] == ["avg_pool", "predictions"]
     # se=False drops the SE layers and renames nothing.
-    plain_names = {layer.name for layer in models(name, se=False).layers}
-    assert plain_names == {layer.name for layer in model.layers} - set(SE_NAMES[name])
+    plain_names = {layer.name for layer in models(builder, se=False).layers}
+    assert plain_names == {layer.name for layer in model.layers} - set(SE_NAMES[builder])
 
 
 def test_bn_inception_layout(models):
-    model = models("SEBNInception")
+    model = models(SEBNInception)
     names = [layer.name for layer in model.layers]
     assert names[:4] == ["input_layer", "conv1_7x7_s2_pad", "conv1_7x7_s2", "conv1_7x7_s2_bn"]
     # Caffe's ceil-mode pools: 112 -> 56 -> 28, and the stride-2 modules.
@@ -141,7 +184,7 @@ def test_bn_inception_layout(models):
 
 
 def test_inception_resnet_v2_se_on_the_residual_branch(models):
-    model = models("SEInceptionResNetV2")
+    model = models(SEInceptionResNetV2)
     se = model.get_layer("block17_3_se")
     assert _feeds(model, "block17_3_conv", "block17_3_se")
     assert _feeds(model, "block17_3_se", "block17_3_scale")
@@ -159,7 +202,7 @@ def test_bn_inception_forward_and_keras_round_trip(models, tmp_path):
     # layers (Conv2D, BatchNormalization, pools, Concatenate, Rescaling,
     # Add, SqueezeExcitation) are all covered here or by the other
     # families' round trips, and reloading those two takes 20-60 s.
-    model = models("SEBNInception")
+    model = models(SEBNInception)
     x = np.random.default_rng(0).normal(size=(2, 224, 224, 3)).astype("float32")
     probs = np.asarray(model(x))
     assert probs.shape == (2, 1000)
@@ -171,7 +214,7 @@ def test_bn_inception_forward_and_keras_round_trip(models, tmp_path):
 
 
 def test_inception_resnet_v2_forward(models):
-    model = models("SEInceptionResNetV2")
+    model = models(SEInceptionResNetV2)
     assert model.input.shape == (None, 299, 299, 3)
     probs = np.asarray(model(np.zeros((1, 299, 299, 3), "float32")))
     assert probs.shape == (1, 1000)
@@ -182,49 +225,39 @@ def test_include_top_false_pooling_shapes():
     # Without the top: any size from the minimum up, odd sizes included
     # (where Caffe's ceil-mode pools in 3c and 4e would not match the
     # strided convolutions): 97x47 -> 3x2.
-    model = inception.SEBNInception(include_top=False, pooling="max")
-    assert model.input.shape == (None, None, None, 3)
-    assert model.output.shape == (None, 1024)
+    model = helpers.assert_pooled(SEBNInception, "max", 1024)
     features = keras.Model(model.input, [model.get_layer("inception_5b_se").output, model.output])
-    spatial, pooled = features(np.zeros((1, 97, 47, 3), "float32"))
-    assert spatial.shape == (1, 3, 2, 1024) and pooled.shape == (1, 1024)
+    helpers.assert_any_input_size(features, (97, 47), [(1, 3, 2, 1024), (1, 1024)])
 
 
 def test_input_tensor_and_se_options():
-    inputs = keras.Input((64, 64, 3))
-    x = keras.layers.Rescaling(1 / 255.0)(inputs)
-    model = inception.SEBNInception(
-        input_tensor=x, classes=5, se_ratio=8, se_gate="hard_sigmoid", se_squeeze="max"
+    model = helpers.build_on_input_tensor(
+        SEBNInception, se_ratio=8, se_gate="hard_sigmoid", se_squeeze="max"
     )
-    assert model.inputs[0] is inputs
-    assert model.output.shape == (None, 5)
-    se = _se_layers(model)
-    assert len(se) == 10
-    assert all(l.gate == "hard_sigmoid" and l.squeeze == "max" and l.ratio == 8 for l in se)
+    se = helpers.assert_se_options(model, 10, ratio=8, gate="hard_sigmoid", squeeze="max")
     assert se[0].width == 256 // 8
 
 
+# The smallest input sizes (keras': 75 for Inception-v3 and -ResNet-v2).
+MIN_SIZES = {SEBNInception: 32, SEInceptionV3: 75, SEInceptionResNetV2: 75}
 BAD_ARGUMENTS = [
-    ("SEBNInception", dict(weights="imagenet"), r"no pretrained.*Received: weights='imagenet'"),
-    ("SEBNInception", dict(weights="missing.weights.h5"), r"Received: weights='missing.weights.h5'"),
-    ("SEBNInception", dict(classes=0), r"Received: classes=0"),
-    ("SEBNInception", dict(input_shape=(16, 16, 3)),
-     r"at least 32x32.*Received: input_shape=\(16, 16, 3\)"),
-    ("SEInceptionV3", dict(input_shape=(64, 64, 3)),
+    (builder, kwargs, message)
+    for builder, min_size in MIN_SIZES.items()
+    for kwargs, message in helpers.bad_arguments(min_size)
+] + [
+    (SEInceptionV3, dict(input_shape=(64, 64, 3)),
      r"at least 75x75.*Received: input_shape=\(64, 64, 3\)"),
-    ("SEInceptionResNetV2", dict(input_shape=(64, 64)),
-     r"three integers.*Received: input_shape=\(64, 64\)"),
-    ("SEInceptionV3", dict(input_shape=(None, None, 3)),
-     r"static.*Received: input_shape=\(None, None, 3\)"),
-    ("SEInceptionV3", dict(include_top=False, pooling="median"), r"Received: pooling='median'"),
-    ("SEBNInception", dict(se_ratio=0), r"Received: se_ratio=0"),
-    ("SEBNInception", dict(se_gate="softmax"), r"Received: se_gate='softmax'"),
-    ("SEBNInception", dict(se_squeeze="min"), r"Received: se_squeeze='min'"),
-    ("SEInceptionResNetV2", dict(se_position="middle"), r"Received: se_position='middle'"),
 ]
 
 
-@pytest.mark.parametrize("name,kwargs,message", BAD_ARGUMENTS)
-def test_bad_arguments(name, kwargs, message):
+@pytest.mark.parametrize(
+    "builder,kwargs,message", BAD_ARGUMENTS, ids=lambda v: getattr(v, "__name__", None)
+)
+def test_bad_arguments(builder, kwargs, message):
     with pytest.raises(ValueError, match=message):
-        inception.BUILDERS[name](**kwargs)
+        builder(**kwargs)
+
+
+def test_build_inception_checks_the_architecture():
+    with pytest.raises(ValueError, match=r"Received: arch='googlenet'"):
+        inception.build_inception(arch="googlenet")

@@ -1,4 +1,4 @@
-"""SE-ShuffleNet v1: counts against the paper and Megvii's code, ChannelShuffle, builder API."""
+"""SE-ShuffleNet v1: counts against Megvii's code and the paper, ChannelShuffle, builder API."""
 
 import keras
 import numpy as np
@@ -6,54 +6,56 @@ import pytest
 
 from se_keras.applications import shufflenet
 from se_keras.applications.shufflenet import ChannelShuffle
-from se_keras.layers import SqueezeExcitation
+from se_keras.applications.shufflenet import SEShuffleNet
 from se_keras.utils import count_flops
 from se_keras.utils import count_params
+from tests.applications import helpers
 
-# ShuffleNet 1x, g = 3, at 224x224: trainable parameters and multiply-adds.
-PLAIN = (1_865_728, 137_460_672)
-SE = (2_484_533, 141_279_216)
+# Megvii's official ShuffleNetV1 1.0x (github.com/megvii-model/ShuffleNet-Series)
+# at 224x224, run under PyTorch with forward hooks counting conv and linear
+# multiply-adds: {groups: (trainable parameters, multiply-adds)}. Its
+# classifier has no bias (1000 parameters fewer than keras' Dense).
+MEGVII = {3: (1_864_728, 137_460_672), 8: (2_433_768, 138_365_952)}
 
-# Megvii's official ShuffleNetV1 (github.com/megvii-model/ShuffleNet-Series),
-# run under PyTorch with forward hooks counting conv and linear
-# multiply-adds: (groups, params, multiply-adds). Its classifier has no bias
-# (1000 parameters fewer than keras' Dense).
-MEGVII = [(3, 1_864_728, 137_460_672), (8, 2_433_768, 138_365_952)]
-
-# The paper (Hu et al., table 3): ShuffleNet 1x (g = 3).
+# The paper (Hu et al., table 3): ShuffleNet 1x (g = 3) -> SE-ShuffleNet,
+# parameters and MFLOPs (multiply-adds).
 PAPER = dict(params=(1.8e6, 2.4e6), flops=(140e6, 142e6))
 
-
-@pytest.fixture(scope="module")
-def models():
-    return {se: shufflenet.SEShuffleNet(se=se) for se in (False, True)}
-
-
-def _se_layers(model):
-    return [layer for layer in model.layers if isinstance(layer, SqueezeExcitation)]
-
-
-def test_parameter_and_flops_counts(models):
-    assert not _se_layers(models[False])
-    assert (count_params(models[False]), count_flops(models[False])) == PLAIN
-    assert (count_params(models[True]), count_flops(models[True])) == SE
+# SE-ShuffleNet 1x (g = 3) at 224x224: an SE block on each unit's residual
+# branch, (size, channels). Stage widths 240, 480, 960 (Zhang et al., table
+# 1); a stage's strided first unit concatenates its input, so its branch
+# has the stage width less the input's (24 from the stem).
+SE_MAPS = (
+    [(28, 240 - 24)] + [(28, 240)] * 3 + [(14, 480 - 240)] + [(14, 480)] * 7
+    + [(7, 960 - 480)] + [(7, 960)] * 3
+)
 
 
-def test_against_the_paper():
-    assert PLAIN[1] == pytest.approx(PAPER["flops"][0], rel=0.02)
-    assert SE[1] == pytest.approx(PAPER["flops"][1], rel=0.02)
-    # The parameters are 3.5-3.7% above the paper's one-decimal figures,
-    # which are those counts truncated (1.87M -> 1.8M, 2.48M -> 2.4M); the
-    # plain count is Megvii's own (test below).
-    assert [int(p / 1e5) / 10 for p in (PLAIN[0], SE[0])] == [1.8, 2.4]
-    assert SE[0] - PLAIN[0] == pytest.approx(PAPER["params"][1] - PAPER["params"][0], rel=0.04)
-
-
-@pytest.mark.parametrize("groups,params,flops", MEGVII)
-def test_plain_network_matches_megvii(models, groups, params, flops):
-    model = models[False] if groups == 3 else shufflenet.SEShuffleNet(se=False, groups=groups)
+@pytest.mark.parametrize("groups", sorted(MEGVII))
+def test_plain_network_matches_megvii(models, groups):
+    model = models(SEShuffleNet, se=False, groups=groups)
+    assert not helpers.se_layers(model)
+    params, macs = MEGVII[groups]
     assert count_params(model) - 1000 == params
-    assert count_flops(model) == flops
+    assert count_flops(model) == macs
+
+
+def test_se_shufflenet_against_the_paper(models):
+    plain, se = models(SEShuffleNet, se=False), models(SEShuffleNet)
+    # Megvii's network (test above) plus exactly the 16 SE blocks.
+    se_params, se_macs = helpers.se_cost(SE_MAPS)
+    assert count_params(se) - count_params(plain) == se_params
+    assert count_flops(se) - count_flops(plain) == se_macs
+    params = (count_params(plain), count_params(se))
+    flops = (count_flops(plain), count_flops(se))
+    assert flops == pytest.approx(PAPER["flops"], rel=0.02)
+    # The parameters are 3.5-3.7% above the paper's one-decimal figures,
+    # which are these counts truncated (1.87M -> 1.8M, 2.48M -> 2.4M); the
+    # SE blocks' share matches to 4%.
+    assert [int(p / 1e5) / 10 for p in params] == [1.8, 2.4]
+    assert params[1] - params[0] == pytest.approx(
+        PAPER["params"][1] - PAPER["params"][0], rel=0.04
+    )
 
 
 def test_stage_widths_follow_the_paper():
@@ -64,13 +66,13 @@ def test_stage_widths_follow_the_paper():
 
 
 def test_layer_names_and_unit_layout(models):
-    model = models[True]
+    model = models(SEShuffleNet)
     names = [layer.name for layer in model.layers]
     assert names[:7] == [
         "input_layer", "stem_conv_pad", "stem_conv", "stem_bn", "stem_relu",
         "stem_pool_pad", "stem_pool",
     ]
-    assert [l.name for l in _se_layers(model)] == [
+    assert [l.name for l in helpers.se_layers(model)] == [
         f"stage{s}_block{b}_se" for s, depth in enumerate((4, 8, 4), 1)
         for b in range(1, depth + 1)
     ]
@@ -114,7 +116,7 @@ def test_channel_shuffle_matches_the_paper():
 
 def test_forward(models):
     x = np.random.default_rng(0).normal(size=(2, 224, 224, 3)).astype("float32")
-    probs = np.asarray(models[True](x))
+    probs = np.asarray(models(SEShuffleNet)(x))
     assert probs.shape == (2, 1000)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
 
@@ -122,7 +124,7 @@ def test_forward(models):
 def test_keras_round_trip_with_safe_mode(tmp_path):
     # Small: every eager call of a grouped convolution compiles it with XLA
     # on TensorFlow's CPU, so each forward pass here costs seconds.
-    model = shufflenet.SEShuffleNet(scale=0.5, input_shape=(64, 64, 3), classes=7)
+    model = SEShuffleNet(scale=0.5, input_shape=(64, 64, 3), classes=7)
     x = np.random.default_rng(0).normal(size=(2, 64, 64, 3)).astype("float32")
     probs = np.asarray(model(x))
     path = tmp_path / "model.keras"
@@ -133,41 +135,25 @@ def test_keras_round_trip_with_safe_mode(tmp_path):
 
 
 def test_include_top_false_pooling_shapes():
-    model = shufflenet.SEShuffleNet(include_top=False, pooling="avg", input_shape=(96, 96, 3))
-    assert model.output.shape == (None, 960)
+    helpers.assert_pooled(SEShuffleNet, "avg", 960, input_shape=(96, 96, 3))
     # Any size without the top, through the channel shuffles.
-    model = shufflenet.SEShuffleNet(include_top=False, groups=8, scale=0.5)
-    assert model.input.shape == (None, None, None, 3)
-    assert model(np.zeros((1, 65, 47, 3), "float32")).shape == (1, 3, 2, 768)
+    model = SEShuffleNet(include_top=False, groups=8, scale=0.5)
+    helpers.assert_any_input_size(model, (65, 47), (1, 3, 2, 768))
 
 
 def test_input_tensor_and_se_options():
-    inputs = keras.Input((64, 64, 3))
-    x = keras.layers.Rescaling(1 / 255.0)(inputs)
-    model = shufflenet.SEShuffleNet(
-        input_tensor=x, classes=5, se_ratio=8, se_gate="relu", se_squeeze="max",
-        se_position="output",
+    model = helpers.build_on_input_tensor(
+        SEShuffleNet, se_ratio=8, se_gate="relu", se_squeeze="max", se_position="output"
     )
-    assert model.inputs[0] is inputs
-    assert model.output.shape == (None, 5)
-    se = _se_layers(model)
-    assert len(se) == 16
-    assert all(l.gate == "relu" and l.squeeze == "max" and l.ratio == 8 for l in se)
+    helpers.assert_se_options(model, 16, ratio=8, gate="relu", squeeze="max")
     # After the unit's ReLU, on all of the concatenated channels.
     assert model.get_layer("stage1_block1_se").input is model.get_layer("stage1_block1_out").output
     assert model.get_layer("stage1_block1_se").width == 240 // 8
 
 
-BAD_ARGUMENTS = [
-    (dict(weights="imagenet"), r"Received: weights='imagenet'"),
-    (dict(classes=0), r"Received: classes=0"),
-    (dict(input_shape=(16, 16, 3)), r"at least 32x32.*Received: input_shape=\(16, 16, 3\)"),
-    (dict(input_shape=(None, None, 3)), r"static.*Received: input_shape=\(None, None, 3\)"),
-    (dict(include_top=False, pooling="median"), r"Received: pooling='median'"),
+BAD_ARGUMENTS = helpers.bad_arguments() + [
     (dict(groups=5), r"Received: groups=5"),
     (dict(scale=0), r"Received: scale=0"),
-    (dict(se_ratio=0), r"Received: se_ratio=0"),
-    (dict(se_squeeze="min"), r"Received: se_squeeze='min'"),
     (dict(se_position="identity"), r"Received: se_position='identity'"),
 ]
 
@@ -175,4 +161,4 @@ BAD_ARGUMENTS = [
 @pytest.mark.parametrize("kwargs,message", BAD_ARGUMENTS)
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        shufflenet.SEShuffleNet(**kwargs)
+        SEShuffleNet(**kwargs)

@@ -1,56 +1,56 @@
-"""SE-VGG-16 with BatchNorm: counts against the paper and torchvision, builder API."""
+"""SE-VGG-16 with BatchNorm: counts against torchvision, keras and the paper; builder API."""
 
 import keras
 import numpy as np
 import pytest
 
 from se_keras.applications import vgg
-from se_keras.layers import SqueezeExcitation
 from se_keras.utils import count_flops
 from se_keras.utils import count_params
+from tests.applications import helpers
 
-# At 224x224: trainable parameters and multiply-adds.
-PLAIN = (138_365_992, 15_470_264_320)
-SE_BLOCK = (138_443_844, 15_482_583_552)
-
-# torchvision 0.29 `vgg16_bn()`, counted under PyTorch with forward hooks
-# (conv and linear multiply-adds): an independent reference.
+# torchvision 0.29 `vgg16_bn()` at 224x224, counted under PyTorch with
+# forward hooks (conv and linear multiply-adds): trainable parameters and
+# multiply-adds. The independent reference for the plain network.
 TORCHVISION_VGG16_BN = (138_365_992, 15_470_264_320)
-# keras.applications.VGG16(weights=None): the same network without BatchNorm.
+# keras.applications.VGG16(weights=None): trainable parameters of the same
+# network without BatchNorm (Keras 3.15.1, `se_keras.utils.count_params`).
 KERAS_VGG16_PARAMS = 138_357_544
+# VGG configuration D (Simonyan & Zisserman 2015, table 1): (convolutions,
+# width) of each block.
+CONFIG_D = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))
 
 # The paper (Hu et al., table 2): GFLOPs, VGG-16 -> SE-VGG-16.
 PAPER_GFLOPS = (15.47, 15.48)
+# SE-VGG-16's SE blocks at 224x224 (se_position="block"): one on each
+# block's last activation, before its pool. (size, channels).
+SE_BLOCK_MAPS = [(224, 64), (112, 128), (56, 256), (28, 512), (14, 512)]
 
 
-@pytest.fixture(scope="module")
-def models():
-    return {se: vgg.SEVGG16(se=se) for se in (False, True)}
+def test_plain_network_is_torchvision_vgg16_bn(models):
+    plain = models(vgg.SEVGG16, se=False)
+    assert not helpers.se_layers(plain)
+    assert (count_params(plain), count_flops(plain)) == TORCHVISION_VGG16_BN
+    # keras' VGG16 plus the scale and offset of each convolution's BatchNorm.
+    batch_norm = sum(2 * width * convs for convs, width in CONFIG_D)
+    assert count_params(plain) == KERAS_VGG16_PARAMS + batch_norm
 
 
-def _se_layers(model):
-    return [layer for layer in model.layers if isinstance(layer, SqueezeExcitation)]
-
-
-def test_parameter_and_flops_counts(models):
-    plain, se = models[False], models[True]
-    assert not _se_layers(plain)
-    assert (count_params(plain), count_flops(plain)) == PLAIN == TORCHVISION_VGG16_BN
-    assert (count_params(se), count_flops(se)) == SE_BLOCK
-    batch_norm = sum(2 * width * convs for convs, width in vgg.VGG16_BLOCKS)
-    assert PLAIN[0] - batch_norm == KERAS_VGG16_PARAMS
-
-
-def test_against_the_paper():
-    assert PLAIN[1] / 1e9 == pytest.approx(PAPER_GFLOPS[0], rel=0.02)
-    assert SE_BLOCK[1] / 1e9 == pytest.approx(PAPER_GFLOPS[1], rel=0.02)
-    assert round(PLAIN[1] / 1e9, 2) == PAPER_GFLOPS[0]
-    assert round(SE_BLOCK[1] / 1e9, 2) == PAPER_GFLOPS[1]
+def test_se_vgg16_against_the_paper(models):
+    se = models(vgg.SEVGG16)
+    # torchvision's network plus exactly the five SE blocks.
+    se_params, se_macs = helpers.se_cost(SE_BLOCK_MAPS)
+    plain_params, plain_macs = TORCHVISION_VGG16_BN
+    assert (count_params(se), count_flops(se)) == (plain_params + se_params, plain_macs + se_macs)
+    # The paper's GFLOPs, to within 2% and to its two decimals.
+    gflops = (count_flops(models(vgg.SEVGG16, se=False)) / 1e9, count_flops(se) / 1e9)
+    assert gflops == pytest.approx(PAPER_GFLOPS, rel=0.02)
+    assert tuple(round(g, 2) for g in gflops) == PAPER_GFLOPS
 
 
 def test_layer_names_and_se_placement(models):
-    model = models[True]
-    assert [l.name for l in _se_layers(model)] == [f"block{b}_se" for b in range(1, 6)]
+    model = models(vgg.SEVGG16)
+    assert [l.name for l in helpers.se_layers(model)] == [f"block{b}_se" for b in range(1, 6)]
     block = [l.name for l in model.layers if l.name.startswith("block1_")]
     assert block == [
         "block1_conv1", "block1_bn1", "block1_relu1", "block1_conv2", "block1_bn2",
@@ -69,15 +69,14 @@ def test_se_after_every_convolution():
         include_top=False, input_shape=(32, 32, 3), se_position="conv", se_ratio=8,
         se_gate="tanh", se_squeeze="max",
     )
-    se = _se_layers(model)
+    se = helpers.assert_se_options(model, 13, ratio=8, gate="tanh", squeeze="max")
     assert [l.name for l in se][:3] == ["block1_conv1_se", "block1_conv2_se", "block2_conv1_se"]
-    assert len(se) == 13
-    assert all(l.gate == "tanh" and l.squeeze == "max" and l.width == l.channels // 8 for l in se)
+    assert all(l.width == l.channels // 8 for l in se)
 
 
 def test_forward(models):
     x = np.random.default_rng(0).normal(size=(1, 224, 224, 3)).astype("float32")
-    probs = np.asarray(models[True](x))
+    probs = np.asarray(models(vgg.SEVGG16)(x))
     assert probs.shape == (1, 1000)
     np.testing.assert_allclose(probs.sum(), 1.0, rtol=1e-5)
 
@@ -101,19 +100,13 @@ def test_keras_round_trip_and_weights_file(tmp_path):
 
 
 def test_include_top_false_pooling_shapes():
-    model = vgg.SEVGG16(include_top=False, pooling="max", input_shape=(96, 96, 3))
-    assert model.output.shape == (None, 512)
-    model = vgg.SEVGG16(include_top=False)
-    assert model.input.shape == (None, None, None, 3)
-    assert model(np.zeros((1, 65, 47, 3), "float32")).shape == (1, 2, 1, 512)
+    helpers.assert_pooled(vgg.SEVGG16, "max", 512, input_shape=(96, 96, 3))
+    helpers.assert_any_input_size(vgg.SEVGG16(include_top=False), (65, 47), (1, 2, 1, 512))
 
 
 def test_input_tensor_and_mixed_precision_head():
     keras.config.set_dtype_policy("mixed_float16")
-    inputs = keras.Input((32, 32, 3))
-    x = keras.layers.Rescaling(1 / 255.0)(inputs)
-    model = vgg.SEVGG16(input_tensor=x, classes=5)
-    assert model.inputs[0] is inputs
+    model = helpers.build_on_input_tensor(vgg.SEVGG16, size=32)
     out = model(np.zeros((2, 32, 32, 3), "float32"))
     assert out.shape == (2, 5) and out.dtype == "float32"
     assert model.get_layer("block1_conv1").compute_dtype == "float16"
@@ -121,14 +114,7 @@ def test_input_tensor_and_mixed_precision_head():
     assert model.get_layer("fc1").kernel.shape == (512, 4096)
 
 
-BAD_ARGUMENTS = [
-    (dict(weights="imagenet"), r"Received: weights='imagenet'"),
-    (dict(classes=0), r"Received: classes=0"),
-    (dict(input_shape=(16, 16, 3)), r"at least 32x32.*Received: input_shape=\(16, 16, 3\)"),
-    (dict(input_shape=(None, None, 3)), r"static.*Received: input_shape=\(None, None, 3\)"),
-    (dict(include_top=False, pooling="median"), r"Received: pooling='median'"),
-    (dict(se_ratio=0), r"Received: se_ratio=0"),
-    (dict(se_gate="softmax"), r"Received: se_gate='softmax'"),
+BAD_ARGUMENTS = helpers.bad_arguments() + [
     (dict(se_position="pool"), r"Received: se_position='pool'"),
 ]
 
