@@ -99,17 +99,22 @@ def eval_preprocess(
         raise ValueError(f"`crop_pct` must be in (0, 1]. Received: crop_pct={crop_pct!r}")
     image = tf.convert_to_tensor(image)
     shape = tf.shape(image)
-    height, width = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
-    target = float(resize_size(size, crop_pct))
-    scale = target / tf.minimum(height, width)
-    # Round like timm (int(short * scale)) but never below the crop size.
-    new_height = tf.maximum(tf.cast(tf.math.floor(height * scale + 0.5), tf.int32), size)
-    new_width = tf.maximum(tf.cast(tf.math.floor(width * scale + 0.5), tf.int32), size)
+    height, width = tf.cast(shape[0], tf.float64), tf.cast(shape[1], tf.float64)
+    target = resize_size(size, crop_pct)
+    # torchvision's Resize(int), which timm uses: the short side becomes
+    # `target` exactly and the long side int(target * long / short),
+    # truncated, in double precision.
+    short = tf.minimum(height, width)
+    new_height = tf.cast(tf.math.floor(target * height / short), tf.int32)
+    new_width = tf.cast(tf.math.floor(target * width / short), tf.int32)
+    new_height = tf.where(height <= width, target, new_height)
+    new_width = tf.where(width < height, target, new_width)
     resized = tf.image.resize(
         tf.cast(image, tf.float32), [new_height, new_width], method=interpolation, antialias=True
     )
-    top = (new_height - size) // 2
-    left = (new_width - size) // 2
+    # torchvision's CenterCrop: int(round((new - size) / 2)), ties to even.
+    top = tf.cast(tf.math.round(tf.cast(new_height - size, tf.float64) / 2.0), tf.int32)
+    left = tf.cast(tf.math.round(tf.cast(new_width - size, tf.float64) / 2.0), tf.int32)
     cropped = tf.image.crop_to_bounding_box(resized, top, left, size, size)
     cropped = tf.clip_by_value(cropped, 0.0, 255.0)
     return normalize(cropped, mean, std)

@@ -16,25 +16,12 @@ the latest checkpoint's weights, without the optimizer.
 """
 
 import json
-import os
 import pathlib
-import tempfile
+
+from se_keras._files import write_json_atomically  # noqa: F401 - part of this module's API
 
 CONFIG_NAME = "config.json"
 CHECKPOINT_DIR = "checkpoints"
-
-
-def write_json_atomically(path, data):
-    """Writes JSON to a temporary file in the same folder, then renames it."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-        os.replace(tmp, path)
-    finally:
-        pathlib.Path(tmp).unlink(missing_ok=True)
 
 
 def read_config(run_dir):

@@ -257,7 +257,7 @@ def test_serving_client_against_a_rest_stand_in(exported, loaded, images, tmp_pa
         ({"top_k": 0}, "Received: top_k=0"),
         ({"labels": ["a", "b"]}, r"Received: len\(labels\)=2"),
         ({"preprocessing": {"size": 64}}, "Received: size=64"),
-        ({"preprocessing": {"resize": 64}}, "unknown keys"),
+        ({"preprocessing": {"resize": 64}}, r"Received: preprocessing=\{'resize': 64\}"),
         ({"output": "scores"}, "Received: output='scores'"),
     ],
 )

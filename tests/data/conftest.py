@@ -1,0 +1,32 @@
+"""Shared fixtures: real CIFAR-10 JPEGs from the shared folder beside the checkout."""
+
+import pathlib
+import shutil
+
+import pytest
+
+# tests/data/conftest.py -> parents[2] is the checkout, parents[3] holds shared/.
+SHARED = pathlib.Path(__file__).resolve().parents[3] / "shared"
+CIFAR_TRAIN = SHARED / "datasets" / "cifar10" / "train"
+
+
+def cifar_folder():
+    if not CIFAR_TRAIN.is_dir():
+        pytest.skip(f"the shared CIFAR-10 JPEGs are not at {CIFAR_TRAIN}")
+    return CIFAR_TRAIN
+
+
+@pytest.fixture(scope="session")
+def cifar_train():
+    return cifar_folder()
+
+
+@pytest.fixture(scope="session")
+def small_cifar(tmp_path_factory, cifar_train):
+    """An image folder of 6 real CIFAR JPEGs per class (60 images, 10 classes)."""
+    root = tmp_path_factory.mktemp("small_cifar")
+    for class_dir in sorted(cifar_train.iterdir()):
+        (root / class_dir.name).mkdir()
+        for path in sorted(class_dir.glob("*.jpg"))[:6]:
+            shutil.copy(path, root / class_dir.name / path.name)
+    return root

@@ -1,0 +1,82 @@
+"""Recipes, overrides and the `se-keras train` command line (no training)."""
+
+import json
+
+import pytest
+
+from se_keras import cli
+from se_keras.training import config as config_lib
+from se_keras.training import RECIPES
+from se_keras.training import resolve_config
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPES))
+def test_every_recipe_resolves(recipe):
+    config = resolve_config(recipe)
+    assert config.recipe == recipe
+
+
+def test_paper_recipe_is_the_papers():
+    config = resolve_config("paper")
+    assert (config.optimizer, config.momentum, config.lr, config.lr_batch_size) == (
+        "sgd", 0.9, 0.6, 1024)
+    assert (config.schedule, config.lr_boundaries, config.lr_decay) == ("step", [0.3, 0.6, 0.9],
+                                                                        0.1)
+    assert (config.epochs, config.weight_decay, config.image_size) == (100, 1e-4, 224)
+    # Linear scaling of the learning rate with the batch size.
+    assert resolve_config("paper", {"batch_size": 256}).scaled_lr == pytest.approx(0.15)
+    modern = resolve_config("modern")
+    assert (modern.schedule, modern.label_smoothing) == ("cosine", 0.1)
+    assert modern.warmup_epochs > 0
+
+
+def test_overrides_are_parsed_like_the_command_line():
+    config = resolve_config("cifar", {"model_kwargs": "se=false,se_ratio=8", "epochs": "3",
+                                      "lr_boundaries": "0.5,0.8", "flip": "false",
+                                      "time_budget_min": "none", "weights": "none"})
+    assert config.model_kwargs == {"se": False, "se_ratio": 8}
+    assert config.epochs == 3 and config.lr_boundaries == [0.5, 0.8] and config.flip is False
+    assert config.time_budget_min is None
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"strategy": "horovod"}, "Received: strategy='horovod'"),
+    ({"batch_size": 0}, "Received: batch_size=0"),
+    ({"lr_boundaries": [0.9, 0.5]}, "Received: lr_boundaries="),
+    ({"label_smoothing": 1.0}, "Received: label_smoothing=1.0"),
+    ({"learning_rate": 0.1}, "Received: learning_rate=0.1"),
+    ({"flip": "maybe"}, "Received: flip='maybe'"),
+])
+def test_bad_values_are_named(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        resolve_config("default", overrides)
+
+
+def test_recipe_from_json_file(tmp_path):
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps({"model": "SEResNet32", "epochs": 7}))
+    config = resolve_config(str(path))
+    assert (config.model, config.epochs) == ("SEResNet32", 7)
+    with pytest.raises(ValueError, match="Unknown recipe"):
+        resolve_config("imaginary")
+
+
+def test_train_command_prints_the_resolved_config(capsys):
+    code = cli.main(["train", "--recipe", "cifar", "--data", "folder:/data/cifar10/train",
+                     "--val-split", "500", "--model-kwargs", "se=false", "--no-flip",
+                     "--batch-size", "256", "--print-config"])
+    assert code == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["model_kwargs"] == {"se": False}
+    assert printed["flip"] is False and printed["batch_size"] == 256
+    assert printed["val_split"] == "500" and printed["schedule"] == "step"
+    # Every TrainConfig field is an option.
+    help_text = cli.build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    for field in config_lib.TrainConfig.__dataclass_fields__:
+        if field != "recipe":
+            assert "--" + field.replace("_", "-") in help_text
+
+
+def test_resume_needs_a_run(capsys):
+    assert cli.main(["train", "--resume"]) == 2
+    assert "--resume needs the run" in capsys.readouterr().err
