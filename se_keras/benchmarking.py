@@ -11,9 +11,14 @@ Units: the package's FLOPs counter counts multiply-adds (the paper's
 for the models and the matmul alike (1 GMAC/s = 2 GFLOP/s).
 """
 
+import collections
 import dataclasses
+import glob
 import json
+import os
+import re
 import statistics
+import tempfile
 import time
 
 # (builder, input size): the models compared when they are available.
@@ -35,11 +40,23 @@ class Result:
     plain_images_per_s: float
     se_gmacs: float  # multiply-adds per image, in G
     plain_gmacs: float
+    # SE time / plain time of each round (the two runs of a round are
+    # neighbours in time, so a ratio is far less noisy than either time).
+    ratios: tuple = ()
 
     @property
     def slowdown(self):
-        """SE time / plain time - 1 (0.03 means SE is 3% slower)."""
+        """Median over rounds of SE time / plain time - 1 (0.03: SE 3% slower)."""
+        if self.ratios:
+            return statistics.median(self.ratios) - 1.0
         return self.plain_images_per_s / self.se_images_per_s - 1.0
+
+    @property
+    def slowdown_range(self):
+        """(lowest, highest) per-round slowdown: how noisy the machine was."""
+        if not self.ratios:
+            return (self.slowdown, self.slowdown)
+        return (min(self.ratios) - 1.0, max(self.ratios) - 1.0)
 
     @property
     def se_gmac_per_s(self):
@@ -48,6 +65,7 @@ class Result:
 
     def as_dict(self):
         return {**dataclasses.asdict(self), "slowdown": self.slowdown,
+                "slowdown_range": self.slowdown_range,
                 "se_gmac_per_s": self.se_gmac_per_s}
 
 
@@ -61,15 +79,24 @@ def _time_call(fn, iterations):
 
 
 def interleaved(fn_a, fn_b, rounds, iterations, warmup=2):
-    """Median seconds per call of two functions timed in alternation."""
+    """Seconds per call of two functions timed in alternation, one pair per round.
+
+    The order alternates (A B, B A, A B, ...) so that neither function always
+    runs right after the other's allocations. Returns two lists of `rounds`
+    times each.
+    """
     for _ in range(warmup):
         fn_a()
         fn_b()
     times_a, times_b = [], []
-    for _ in range(rounds):
-        times_a.append(_time_call(fn_a, iterations))
-        times_b.append(_time_call(fn_b, iterations))
-    return statistics.median(times_a), statistics.median(times_b)
+    for i in range(rounds):
+        if i % 2:
+            times_b.append(_time_call(fn_b, iterations))
+            times_a.append(_time_call(fn_a, iterations))
+        else:
+            times_a.append(_time_call(fn_a, iterations))
+            times_b.append(_time_call(fn_b, iterations))
+    return times_a, times_b
 
 
 def matmul_gmac_per_s(n=2048, rounds=5, dtype="float32"):
@@ -79,8 +106,8 @@ def matmul_gmac_per_s(n=2048, rounds=5, dtype="float32"):
     a = tf.random.normal((n, n), dtype=dtype)
     b = tf.random.normal((n, n), dtype=dtype)
     matmul = tf.function(lambda: tf.matmul(a, b))
-    seconds, _ = interleaved(matmul, matmul, rounds=rounds, iterations=3)
-    return n**3 / seconds / 1e9
+    times, _ = interleaved(matmul, matmul, rounds=rounds, iterations=3)
+    return n**3 / statistics.median(times) / 1e9
 
 
 def _inference_fn(model, batch, size, xla):
@@ -112,28 +139,132 @@ def _train_fn(model, batch, size, xla):
     return step
 
 
-def compare(name, size, batch, mode, xla=False, rounds=5, iterations=None):
-    """Times one SE model against its plain twin; returns a `Result`."""
+def _build(name, size, se):
     from se_keras.applications import get_builder
-    from se_keras.utils import count_flops
 
-    builder = get_builder(name)
     kwargs = dict(weights=None, input_shape=(size, size, 3))
     if size < 32 or name.startswith(("SEResNet20", "SEResNet32", "SEResNet56")):
         kwargs["classes"] = 10
-    se_model = builder(se=True, **kwargs)
-    plain_model = builder(se=False, **kwargs)
+    return get_builder(name)(se=se, **kwargs)
+
+
+def compare(name, size, batch, mode, xla=False, rounds=5, iterations=None):
+    """Times one SE model against its plain twin; returns a `Result`."""
+    from se_keras.utils import count_flops
+
+    se_model = _build(name, size, se=True)
+    plain_model = _build(name, size, se=False)
     make = _inference_fn if mode == "inference" else _train_fn
     fn_se = make(se_model, batch, size, xla)
     fn_plain = make(plain_model, batch, size, xla)
     if iterations is None:
         iterations = max(1, 16 // batch) if size >= 128 else max(2, 256 // batch)
-    t_se, t_plain = interleaved(fn_se, fn_plain, rounds=rounds, iterations=iterations)
+    times_se, times_plain = interleaved(fn_se, fn_plain, rounds=rounds, iterations=iterations)
     return Result(
         model=name, mode=mode, batch=batch, size=size,
-        se_images_per_s=batch / t_se, plain_images_per_s=batch / t_plain,
+        se_images_per_s=batch / statistics.median(times_se),
+        plain_images_per_s=batch / statistics.median(times_plain),
         se_gmacs=count_flops(se_model) / 1e9, plain_gmacs=count_flops(plain_model) / 1e9,
+        ratios=tuple(a / b for a, b in zip(times_se, times_plain)),
     )
+
+
+@dataclasses.dataclass
+class Profile:
+    """Op time of one inference batch of an SE model, inside and outside its SE blocks."""
+
+    model: str
+    batch: int
+    size: int
+    total_ms: float  # all TensorFlow ops of one forward pass (summed over threads)
+    se_ms: float  # the ops inside SE layers
+    se_ops: dict  # op type -> ms inside SE layers, e.g. {"Mul": 27.1, ...}
+
+    @property
+    def overhead(self):
+        """SE op time / the other op time: the slowdown the profile predicts."""
+        return self.se_ms / (self.total_ms - self.se_ms)
+
+    def as_dict(self):
+        return {**dataclasses.asdict(self), "overhead": self.overhead}
+
+
+def _op_times(xplane_path):
+    """(layer scope path, op type) -> total picoseconds, from a profiler trace."""
+    # The trace is TensorBoard's (public tf.profiler API); its XSpace proto
+    # ships with TensorFlow. Ops run on the "tf_Compute" threads of the host
+    # plane, one event each, named "scope/.../op_name:OpType".
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    space = xplane_pb2.XSpace()
+    with open(xplane_path, "rb") as f:
+        space.ParseFromString(f.read())
+    times = collections.Counter()
+    for plane in space.planes:
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):
+                continue
+            for event in line.events:
+                name = plane.event_metadata[event.metadata_id].name
+                scope, sep, op_type = name.rpartition(":")
+                if sep and "/" in scope:
+                    times[(scope, op_type)] += event.duration_ps
+    return times
+
+
+def profile_se(name, size, batch, steps=4, logdir=None):
+    """Profiles the inference of an SE model (CPU, no XLA); returns a `Profile`.
+
+    The trace is written under `logdir` (a temporary folder when None) and can
+    be opened in TensorBoard's Profile tab; the summary adds up the op time
+    of the ops inside the model's `SqueezeExcitation` layers.
+    """
+    import tensorflow as tf
+
+    from se_keras.layers import SqueezeExcitation
+
+    if tf.config.list_logical_devices("GPU"):
+        raise ValueError(
+            "The op summary of `profile_se` reads host (CPU) ops; on a GPU open "
+            "the trace in TensorBoard's Profile tab instead."
+        )
+    model = _build(name, size, se=True)
+    se_names = {layer.name for layer in model.layers if isinstance(layer, SqueezeExcitation)}
+    forward = _inference_fn(model, batch, size, xla=False)
+    for _ in range(2):
+        forward().numpy()
+    with tempfile.TemporaryDirectory() as scratch:
+        logdir = logdir or scratch
+        tf.profiler.experimental.start(logdir)
+        try:
+            for _ in range(steps):
+                forward().numpy()
+        finally:
+            tf.profiler.experimental.stop()
+        paths = sorted(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True),
+                       key=os.path.getmtime)
+        times = _op_times(paths[-1])
+    suffix = re.compile(r"_\d+$")  # Keras numbers repeated name scopes
+    se_ops = collections.Counter()
+    for (scope, op_type), ps in times.items():
+        if any(suffix.sub("", part) in se_names or part in se_names
+               for part in scope.split("/")):
+            se_ops[op_type] += ps / 1e9 / steps
+    total_ms = sum(times.values()) / 1e9 / steps
+    return Profile(model=name, batch=batch, size=size, total_ms=total_ms,
+                   se_ms=sum(se_ops.values()), se_ops=dict(se_ops.most_common()))
+
+
+def profile_markdown(profiles):
+    lines = [
+        "| model | batch | op time ms | SE ops ms | SE / rest | SE ops (ms) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for p in profiles:
+        ops_text = ", ".join(f"{k} {v:.1f}" for k, v in p.se_ops.items() if v >= 0.05)
+        lines.append(f"| {p.model} ({p.size}px) | {p.batch} | {p.total_ms:.1f} | {p.se_ms:.1f} | "
+                     f"{p.overhead:+.1%} | {ops_text} |")
+    return "\n".join(lines)
 
 
 def markdown(results, matmul, matmul_size=2048):
@@ -141,21 +272,28 @@ def markdown(results, matmul, matmul_size=2048):
         f"Reference: float32 {matmul_size}^3 matmul {matmul:.1f} GMAC/s "
         f"({2 * matmul:.1f} GFLOP/s), the faster of two measurements (before and after).",
         "",
-        "| model | mode | batch | SE img/s | plain img/s | SE / plain time | SE GMAC/s | of matmul |",
+        "| model | mode | batch | SE img/s | plain img/s | SE / plain time "
+        "(rounds' range) | SE GMAC/s | of matmul |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
+        low, high = r.slowdown_range
         lines.append(
             f"| {r.model} ({r.size}px) | {r.mode} | {r.batch} | {r.se_images_per_s:.1f} | "
-            f"{r.plain_images_per_s:.1f} | {1 + r.slowdown:.3f} ({r.slowdown:+.1%}) | "
-            f"{r.se_gmac_per_s:.1f} | {r.se_gmac_per_s / matmul:.0%} |"
+            f"{r.plain_images_per_s:.1f} | {1 + r.slowdown:.3f} ({r.slowdown:+.1%}; "
+            f"{low:+.1%} .. {high:+.1%}) | {r.se_gmac_per_s:.1f} | {r.se_gmac_per_s / matmul:.0%} |"
         )
     return "\n".join(lines)
 
 
 def run(models=DEFAULT_MODELS, inference_batches=(1, 16), train_batch=8, xla=False,
-        rounds=5, json_path=None, log=print, matmul_size=2048):
-    """Runs the whole benchmark and returns (results, matmul GMAC/s, markdown)."""
+        rounds=7, json_path=None, log=print, matmul_size=2048, profile_dir=None):
+    """Runs the whole benchmark and returns (results, matmul GMAC/s, markdown).
+
+    With `profile_dir`, each SE model's inference at the largest batch is also
+    profiled (trace under that folder; the SE op table is added to the
+    markdown and the JSON).
+    """
     from se_keras.applications import MODELS
 
     matmul = matmul_gmac_per_s(matmul_size)
@@ -175,8 +313,18 @@ def run(models=DEFAULT_MODELS, inference_batches=(1, 16), train_batch=8, xla=Fal
     log(f"matmul again: {matmul_after:.1f} GMAC/s")
     matmul = max(matmul, matmul_after)
     table = markdown(results, matmul, matmul_size)
+    profiles = []
+    if profile_dir:
+        for name, size in models:
+            if name in MODELS:
+                batch = max(inference_batches)
+                profiles.append(profile_se(name, size, batch,
+                                           logdir=os.path.join(profile_dir, f"{name}_b{batch}")))
+                log(profile_markdown(profiles[-1:]).splitlines()[-1])
+        table += "\n\nProfile of the SE models' inference (no XLA):\n\n" + profile_markdown(profiles)
     if json_path:
         with open(json_path, "w", encoding="utf-8") as f:
             json.dump({"matmul_gmac_per_s": matmul, "xla": xla,
-                       "results": [r.as_dict() for r in results]}, f, indent=2)
+                       "results": [r.as_dict() for r in results],
+                       "profiles": [p.as_dict() for p in profiles]}, f, indent=2)
     return results, matmul, table

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from se_keras import benchmarking
 from se_keras.cli import main
 
@@ -14,12 +16,39 @@ def test_train_step_comparison_reports_both_models_and_flops():
     assert result.se_gmac_per_s == 3 * result.se_gmacs * result.se_images_per_s
 
 
+def test_interleaving_alternates_which_model_runs_first():
+    calls = []
+    times_a, times_b = benchmarking.interleaved(
+        lambda: calls.append("a"), lambda: calls.append("b"), rounds=4, iterations=1, warmup=0)
+    assert "".join(calls) == "abbaabba"
+    assert len(times_a) == len(times_b) == 4
+
+
+def test_slowdown_is_the_median_of_the_paired_ratios():
+    result = benchmarking.Result("m", "inference", 1, 32, 10.0, 10.0, 1.0, 1.0,
+                                 ratios=(1.10, 1.02, 0.98, 1.04, 1.03))
+    assert abs(result.slowdown - 0.03) < 1e-12
+    assert result.slowdown_range == pytest.approx((-0.02, 0.10))
+
+
+def test_profile_finds_the_squeeze_scale_and_excitation_ops(tmp_path):
+    profile = benchmarking.profile_se("SEResNet20", 32, batch=2, steps=1, logdir=str(tmp_path))
+    # SE-ResNet-20 has nine SE blocks: squeeze by matmul, MLP, sigmoid gate, scale.
+    assert {"BatchMatMulV2", "MatMul", "Sigmoid", "Mul"} <= set(profile.se_ops)
+    assert "Conv2D" not in profile.se_ops  # convolutions are outside the SE layers
+    assert 0 < profile.se_ms < profile.total_ms
+    assert list(tmp_path.rglob("*.xplane.pb")), "the trace for TensorBoard was not written"
+
+
 def test_cli_writes_markdown_and_json(tmp_path, capsys):
     path = tmp_path / "bench.json"
     code = main(["benchmark", "--models", "SEResNet20:32", "--batch", "2", "--train-batch", "0",
-                 "--rounds", "1", "--matmul-size", "256", "--json", str(path)])
+                 "--rounds", "1", "--matmul-size", "256", "--json", str(path),
+                 "--profile", str(tmp_path / "traces")])
     assert code == 0
     out = capsys.readouterr().out
     assert "| SEResNet20 (32px) | inference | 2 |" in out and "matmul" in out
+    assert "Profile of the SE models" in out
     data = json.loads(path.read_text())
     assert data["results"][0]["model"] == "SEResNet20" and data["matmul_gmac_per_s"] > 0
+    assert data["profiles"][0]["se_ms"] > 0

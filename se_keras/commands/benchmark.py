@@ -13,7 +13,8 @@ def register(subparsers):
     parser.add_argument("--batch", default="1,16", help="inference batch sizes (default: 1,16)")
     parser.add_argument("--train-batch", type=int, default=8,
                         help="training-step batch size, 0 to skip (default: 8)")
-    parser.add_argument("--rounds", type=int, default=5, help="timed rounds per model")
+    parser.add_argument("--rounds", type=int, default=7,
+                        help="timed rounds (SE/plain pairs) per comparison (default: 7)")
     parser.add_argument("--xla", action="store_true", help="compile with XLA (jit_compile)")
     parser.add_argument("--threads", type=int, default=0,
                         help="TensorFlow intra- and inter-op threads (0: TensorFlow's default)")
@@ -24,6 +25,9 @@ def register(subparsers):
     parser.add_argument("--matmul-size", type=int, default=2048,
                         help="n of the n x n x n float32 reference matmul (default: 2048)")
     parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="also profile each SE model's inference (CPU, no XLA) and "
+                             "write the traces here for TensorBoard's Profile tab")
     parser.set_defaults(run=run)
 
 
@@ -33,6 +37,11 @@ def run(args):
 
     from se_keras import benchmarking
 
+    if args.profile and tf.config.list_logical_devices("GPU"):
+        raise ValueError(
+            "--profile summarises host (CPU) op times; on a GPU, trace with "
+            f"TensorBoard's profiler instead. Received: profile={args.profile}"
+        )
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
@@ -52,6 +61,7 @@ def run(args):
     _, _, table = benchmarking.run(
         models, batches, args.train_batch, args.xla, args.rounds, args.json,
         log=lambda line: print(line, flush=True), matmul_size=args.matmul_size,
+        profile_dir=args.profile,
     )
     print()
     print(table)
