@@ -14,10 +14,10 @@ import keras
 import numpy as np
 from keras import ops
 
+from se_keras._constants import IMAGENET_MEAN
+from se_keras._constants import IMAGENET_STD
 from se_keras._validation import check_choice
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # The original Caffe SENets take BGR pixels minus this mean (no scaling).
 CAFFE_BGR_MEAN = (104.0, 117.0, 123.0)
 MODES = ("torch", "caffe")

@@ -14,8 +14,9 @@ import math
 
 import tensorflow as tf
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from se_keras._constants import IMAGENET_MEAN
+from se_keras._constants import IMAGENET_STD
+
 INTERPOLATIONS = ("bilinear", "bicubic", "area", "nearest")
 
 

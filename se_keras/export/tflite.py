@@ -13,7 +13,6 @@ smaller) and computes in float; outputs move by about 1e-4 to 1e-2.
 
 import os
 import pathlib
-import tempfile
 
 QUANTIZATIONS = (None, "dynamic")
 
@@ -42,6 +41,7 @@ def export_tflite(model, path, *, quantize=None, preprocessing=None, keep_dtype=
 
     from se_keras.export.serving import float32_model
     from se_keras.export.serving import resolve_preprocessing
+    from se_keras._files import atomic_path
     from se_keras._files import write_json_atomically
 
     path = pathlib.Path(path)
@@ -55,21 +55,15 @@ def export_tflite(model, path, *, quantize=None, preprocessing=None, keep_dtype=
     served = model if keep_dtype else float32_model(model)
     size = preprocessing["size"]
     kwargs = {"optimizations": [tf.lite.Optimize.DEFAULT]} if quantize == "dynamic" else {}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tflite", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".tflite") as tmp:
         served.export(
-            tmp,
+            str(tmp),
             format="litert",
             input_signature=[tf.TensorSpec((None, size, size, 3), tf.float32)],
             verbose=False,
             **kwargs,
         )
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        pathlib.Path(tmp).unlink(missing_ok=True)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the model from other users
     write_json_atomically(
         path.with_name(f"{path.stem}.preprocessing.json"),
         {"input": f"float32 [batch, {size}, {size}, 3] after eval_preprocess",

@@ -14,9 +14,9 @@ the file back with an independent decoder and, when `tensorflow-serving-api`
 is installed, with its classes too.
 """
 
-import os
 import pathlib
-import tempfile
+
+from se_keras._files import atomic_path
 
 WARMUP_DIR = "assets.extra"
 WARMUP_FILE = "tf_serving_warmup_requests"
@@ -122,15 +122,10 @@ def write_warmup_file(export_dir, requests):
     folder = pathlib.Path(export_dir) / WARMUP_DIR
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / WARMUP_FILE
-    fd, tmp = tempfile.mkstemp(prefix=f".{WARMUP_FILE}.", dir=folder)
-    os.close(fd)
-    try:
-        with tf.io.TFRecordWriter(tmp) as writer:
+    with atomic_path(path) as tmp:
+        with tf.io.TFRecordWriter(str(tmp)) as writer:
             for request in requests:
                 writer.write(prediction_log(request))
-        os.replace(tmp, path)
-    finally:
-        pathlib.Path(tmp).unlink(missing_ok=True)
     return path
 
 

@@ -18,8 +18,9 @@ import dataclasses
 import os
 import re
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from se_keras._constants import IMAGENET_MEAN
+from se_keras._constants import IMAGENET_STD
+
 HF_URL = "https://huggingface.co/timm/{name}/resolve/main/model.safetensors"
 GITHUB = "https://github.com/rwightman/pytorch-image-models/releases/download"
 MIRROR_ENV = "SE_KERAS_WEIGHTS_MIRROR"
