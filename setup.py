@@ -37,7 +37,7 @@ setup(
         "pillow>=10",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-timeout>=2.3"],
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.5"],
     },
     entry_points={"console_scripts": ["se-keras=se_keras.cli:main"]},
     classifiers=[
