@@ -1,6 +1,7 @@
 """What every builder in `se_keras.applications` shares: argument validation
-in keras.applications' order and wording, the input tensor, the head, and
-PyTorch-compatible padding.
+in keras.applications' order and wording, the input tensor, the head,
+PyTorch-compatible padding, and the opening and ending of the four families
+without public checkpoints (inception, mobilenet, shufflenet, vgg).
 
 Validation order (as in `keras.applications.resnet`): weights, classes,
 input shape, pooling, classifier activation. Every error ends with
@@ -319,3 +320,53 @@ def depthwise_conv(x, kernel_size, strides=1, name=None, depth_multiplier=1):
         data_format=data_format,
         name=name,
     )(x)
+
+
+# The opening and ending of the builders without public checkpoints.
+
+
+def validate_unpublished(
+    *, weights, include_top, classes, input_shape, pooling, classifier_activation,
+    default_size=224, min_size=32,
+):
+    """keras.applications' checks, in its order, for a model without published weights.
+
+    `weights` must be None or a `.weights.h5` file (`validate_file_weights`);
+    then classes, input shape, pooling and classifier activation.
+
+    Returns:
+        The input shape to build, as `obtain_input_shape` gives it.
+    """
+    validate_file_weights(weights)
+    return validate_common(
+        weights=weights, known_tags=(), include_top=include_top, classes=classes,
+        input_shape=input_shape, default_size=default_size, min_size=min_size,
+        pooling=pooling, classifier_activation=classifier_activation,
+    )
+
+
+def validate_se_arguments(se_ratio, se_gate, se_squeeze, se_position, positions):
+    """The SE options, after the family's own checks: ratio, gate, squeeze, then position."""
+    validate_se_options(se_ratio, se_gate, se_squeeze)
+    check_choice("se_position", se_position, positions)
+
+
+def se_block(se, se_ratio, se_gate, se_squeeze):
+    """`block(x, name)`: a `SqueezeExcitation` layer `name` on `x`, or `x` itself if not `se`."""
+
+    def block(x, name):
+        if not se:
+            return x
+        return squeeze_excitation(
+            x, ratio=se_ratio, gate=se_gate, squeeze=se_squeeze, name=name
+        )
+
+    return block
+
+
+def finish_model(input_tensor, img_input, outputs, *, name, weights):
+    """The functional model, with `weights` (None or a `.weights.h5` path) loaded."""
+    model = keras.Model(model_inputs(input_tensor, img_input), outputs, name=name)
+    if weights is not None:
+        model.load_weights(weights)
+    return model

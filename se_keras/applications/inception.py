@@ -53,10 +53,6 @@ import keras
 from keras import layers
 
 from se_keras.applications import _common
-from se_keras.applications.vgg import _finish
-from se_keras.applications.vgg import _se_block
-from se_keras.applications.vgg import _validate_arguments
-from se_keras.applications.vgg import _validate_se_arguments
 
 # What differs between the families outside the module graphs.
 ARCHITECTURES = {
@@ -98,7 +94,7 @@ class _Builder:
         self.bn_scale = bn_scale
         self.bn_epsilon = bn_epsilon
         # `se(x, name)`: an SE block, or `x` itself when `se` is False.
-        self.se = _se_block(se, se_ratio, se_gate, se_squeeze)
+        self.se = _common.se_block(se, se_ratio, se_gate, se_squeeze)
         self.data_format = keras.config.image_data_format()
         self.axis = _common.channel_axis()
 
@@ -383,13 +379,13 @@ def build_inception(
     # The architecture first: it sets the default and minimum input sizes.
     _common.check_choice("arch", arch, tuple(ARCHITECTURES))
     row = ARCHITECTURES[arch]
-    input_shape = _validate_arguments(
+    input_shape = _common.validate_unpublished(
         weights=weights, include_top=include_top, classes=classes,
         input_shape=input_shape, pooling=pooling,
         classifier_activation=classifier_activation,
         default_size=row["default_size"], min_size=row["min_size"],
     )
-    _validate_se_arguments(se_ratio, se_gate, se_squeeze, se_position, SE_POSITIONS)
+    _common.validate_se_arguments(se_ratio, se_gate, se_squeeze, se_position, SE_POSITIONS)
     builder = _Builder(
         use_bias=row["use_bias"], bn_scale=row["bn_scale"],
         bn_epsilon=row["bn_epsilon"] if bn_epsilon is None else bn_epsilon,
@@ -401,7 +397,7 @@ def build_inception(
         x, include_top=include_top, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation,
     )
-    return _finish(input_tensor, img_input, x, name=name, weights=weights)
+    return _common.finish_model(input_tensor, img_input, x, name=name, weights=weights)
 
 
 def _builder(func_name, arch, title, default_name, extra, position_doc=""):

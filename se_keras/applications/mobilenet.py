@@ -36,10 +36,6 @@ counts from 0). Each unit `P` is `P_conv`, `P_bn`, `P_relu` (ReLU6), plus
 from keras import layers
 
 from se_keras.applications import _common
-from se_keras.applications.vgg import _finish
-from se_keras.applications.vgg import _se_block
-from se_keras.applications.vgg import _validate_arguments
-from se_keras.applications.vgg import _validate_se_arguments
 from se_keras.layers import make_divisible
 
 # v1: (pointwise filters, stride) of the 13 depthwise-separable blocks.
@@ -164,7 +160,7 @@ def build_mobilenet(
     >>> from se_keras.applications.mobilenet import build_mobilenet
     >>> model = build_mobilenet(version=2, alpha=0.5, include_top=False)
     """
-    input_shape = _validate_arguments(
+    input_shape = _common.validate_unpublished(
         weights=weights, include_top=include_top, classes=classes,
         input_shape=input_shape, pooling=pooling,
         classifier_activation=classifier_activation,
@@ -180,19 +176,19 @@ def build_mobilenet(
             "`depth_multiplier` must be a positive integer (1 for MobileNetV2). "
             f"Received: depth_multiplier={depth_multiplier!r}"
         )
-    _validate_se_arguments(se_ratio, se_gate, se_squeeze, se_position, SE_POSITIONS)
+    _common.validate_se_arguments(se_ratio, se_gate, se_squeeze, se_position, SE_POSITIONS)
 
     img_input = _common.make_input(input_tensor, input_shape)
     x = _BODIES[version](
         img_input, alpha=alpha, depth_multiplier=depth_multiplier,
-        se=_se_block(se, se_ratio, se_gate, se_squeeze), se_position=se_position,
+        se=_common.se_block(se, se_ratio, se_gate, se_squeeze), se_position=se_position,
         eps=bn_epsilon,
     )
     x = _common.head(
         x, include_top=include_top, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation, dropout_rate=dropout_rate,
     )
-    return _finish(input_tensor, img_input, x, name=name, weights=weights)
+    return _common.finish_model(input_tensor, img_input, x, name=name, weights=weights)
 
 
 def SEMobileNet(

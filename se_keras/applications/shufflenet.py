@@ -43,10 +43,6 @@ from keras import layers
 from keras import ops
 
 from se_keras.applications import _common
-from se_keras.applications.vgg import _finish
-from se_keras.applications.vgg import _se_block
-from se_keras.applications.vgg import _validate_arguments
-from se_keras.applications.vgg import _validate_se_arguments
 
 # Output channels of stages 1-3 for each number of groups (Zhang et al.,
 # table 1, ShuffleNet 1x).
@@ -228,7 +224,7 @@ def build_shufflenet(
     >>> from se_keras.applications.shufflenet import build_shufflenet
     >>> model = build_shufflenet(groups=8, scale=0.5, include_top=False)
     """
-    input_shape = _validate_arguments(
+    input_shape = _common.validate_unpublished(
         weights=weights, include_top=include_top, classes=classes,
         input_shape=input_shape, pooling=pooling,
         classifier_activation=classifier_activation,
@@ -236,8 +232,8 @@ def build_shufflenet(
     _common.check_choice("groups", groups, tuple(STAGE_WIDTHS))
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or scale <= 0:
         raise ValueError(f"`scale` must be a positive number. Received: scale={scale!r}")
-    _validate_se_arguments(se_ratio, se_gate, se_squeeze, se_position, SE_POSITIONS)
-    se_block = _se_block(se, se_ratio, se_gate, se_squeeze)
+    _common.validate_se_arguments(se_ratio, se_gate, se_squeeze, se_position, SE_POSITIONS)
+    se_block = _common.se_block(se, se_ratio, se_gate, se_squeeze)
 
     img_input = _common.make_input(input_tensor, input_shape)
     x = _common.conv(img_input, STEM_WIDTH, 3, 2, name="stem_conv")
@@ -263,7 +259,7 @@ def build_shufflenet(
         x, include_top=include_top, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation,
     )
-    return _finish(input_tensor, img_input, x, name=name, weights=weights)
+    return _common.finish_model(input_tensor, img_input, x, name=name, weights=weights)
 
 
 def SEShuffleNet(

@@ -25,10 +25,6 @@ Layer names (a stable contract), blocks b = 1..5 and convolutions i from 1:
     flatten, fc1, fc1_dropout, fc2, fc2_dropout, predictions   the top
     avg_pool / max_pool                                         without the top
 
-The private helpers `_validate_arguments`, `_validate_se_arguments`,
-`_se_block` and `_finish` are shared by the four families without public
-checkpoints (inception, mobilenet, shufflenet, vgg), which import them from
-here.
 """
 
 import keras
@@ -39,56 +35,6 @@ from se_keras.applications import _common
 # Convolutions per block and their width (VGG configuration D).
 VGG16_BLOCKS = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))
 SE_POSITIONS = ("block", "conv")
-
-
-# The opening and ending of the builders without public checkpoints.
-
-
-def _validate_arguments(
-    *, weights, include_top, classes, input_shape, pooling, classifier_activation,
-    default_size=224, min_size=32,
-):
-    """keras.applications' checks, in its order, for a model without published weights.
-
-    `weights` must be None or a `.weights.h5` file (`_common.validate_file_weights`);
-    then classes, input shape, pooling and classifier activation.
-
-    Returns:
-        The input shape to build, as `_common.obtain_input_shape` gives it.
-    """
-    _common.validate_file_weights(weights)
-    return _common.validate_common(
-        weights=weights, known_tags=(), include_top=include_top, classes=classes,
-        input_shape=input_shape, default_size=default_size, min_size=min_size,
-        pooling=pooling, classifier_activation=classifier_activation,
-    )
-
-
-def _validate_se_arguments(se_ratio, se_gate, se_squeeze, se_position, positions):
-    """The SE options, after the family's own checks: ratio, gate, squeeze, then position."""
-    _common.validate_se_options(se_ratio, se_gate, se_squeeze)
-    _common.check_choice("se_position", se_position, positions)
-
-
-def _se_block(se, se_ratio, se_gate, se_squeeze):
-    """`block(x, name)`: a `SqueezeExcitation` layer `name` on `x`, or `x` itself if not `se`."""
-
-    def block(x, name):
-        if not se:
-            return x
-        return _common.squeeze_excitation(
-            x, ratio=se_ratio, gate=se_gate, squeeze=se_squeeze, name=name
-        )
-
-    return block
-
-
-def _finish(input_tensor, img_input, outputs, *, name, weights):
-    """The functional model, with `weights` (None or a `.weights.h5` path) loaded."""
-    model = keras.Model(_common.model_inputs(input_tensor, img_input), outputs, name=name)
-    if weights is not None:
-        model.load_weights(weights)
-    return model
 
 
 def build_vgg(
@@ -130,13 +76,13 @@ def build_vgg(
     >>> from se_keras.applications.vgg import build_vgg
     >>> model = build_vgg(blocks=((1, 16), (1, 32)), include_top=False)
     """
-    input_shape = _validate_arguments(
+    input_shape = _common.validate_unpublished(
         weights=weights, include_top=include_top, classes=classes,
         input_shape=input_shape, pooling=pooling,
         classifier_activation=classifier_activation,
     )
-    _validate_se_arguments(se_ratio, se_gate, se_squeeze, se_position, SE_POSITIONS)
-    se_block = _se_block(se, se_ratio, se_gate, se_squeeze)
+    _common.validate_se_arguments(se_ratio, se_gate, se_squeeze, se_position, SE_POSITIONS)
+    se_block = _common.se_block(se, se_ratio, se_gate, se_squeeze)
     data_format = keras.config.image_data_format()
 
     img_input = _common.make_input(input_tensor, input_shape)
@@ -171,7 +117,7 @@ def build_vgg(
             x, include_top=False, pooling=pooling, classes=classes,
             classifier_activation=classifier_activation,
         )
-    return _finish(input_tensor, img_input, x, name=name, weights=weights)
+    return _common.finish_model(input_tensor, img_input, x, name=name, weights=weights)
 
 
 def SEVGG16(
