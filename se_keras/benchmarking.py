@@ -212,6 +212,16 @@ def _op_times(xplane_path):
     return times
 
 
+def _require_host_ops():
+    import tensorflow as tf
+
+    if tf.config.list_logical_devices("GPU"):
+        raise ValueError(
+            "The SE profile summarises host (CPU) op times; on a GPU open the "
+            "trace in TensorBoard's Profile tab instead. Received: a GPU device"
+        )
+
+
 def profile_se(name, size, batch, steps=4, logdir=None):
     """Profiles the inference of an SE model (CPU, no XLA); returns a `Profile`.
 
@@ -223,11 +233,7 @@ def profile_se(name, size, batch, steps=4, logdir=None):
 
     from se_keras.layers import SqueezeExcitation
 
-    if tf.config.list_logical_devices("GPU"):
-        raise ValueError(
-            "The op summary of `profile_se` reads host (CPU) ops; on a GPU open "
-            "the trace in TensorBoard's Profile tab instead."
-        )
+    _require_host_ops()
     model = _build(name, size, se=True)
     se_names = {layer.name for layer in model.layers if isinstance(layer, SqueezeExcitation)}
     forward = _inference_fn(model, batch, size, xla=False)
@@ -296,6 +302,8 @@ def run(models=DEFAULT_MODELS, inference_batches=(1, 16), train_batch=8, xla=Fal
     """
     from se_keras.applications import MODELS
 
+    if profile_dir:
+        _require_host_ops()  # before minutes of timing, not after
     matmul = matmul_gmac_per_s(matmul_size)
     log(f"matmul: {matmul:.1f} GMAC/s")
     results = []

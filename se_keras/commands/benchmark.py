@@ -37,11 +37,6 @@ def run(args):
 
     from se_keras import benchmarking
 
-    if args.profile and tf.config.list_logical_devices("GPU"):
-        raise ValueError(
-            "--profile summarises host (CPU) op times; on a GPU, trace with "
-            f"TensorBoard's profiler instead. Received: profile={args.profile}"
-        )
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)

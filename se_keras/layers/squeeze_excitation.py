@@ -114,10 +114,12 @@ def _global_average(x, channels_last):
     positions = spatial[0]
     for size in spatial[1:]:
         positions = positions * size
-    weights = ops.ones((positions, 1), dtype=x.dtype) / ops.cast(positions, x.dtype)
+    scale = ops.cast(positions, x.dtype)
     if channels_last:
+        weights = ops.ones((1, positions), dtype=x.dtype) / scale
         flat = ops.reshape(x, (-1, positions, channels))
-        return ops.reshape(ops.matmul(ops.swapaxes(weights, 0, 1), flat), (-1, channels))
+        return ops.reshape(ops.matmul(weights, flat), (-1, channels))
+    weights = ops.ones((positions, 1), dtype=x.dtype) / scale
     flat = ops.reshape(x, (-1, channels, positions))
     return ops.reshape(ops.matmul(flat, weights), (-1, channels))
 
