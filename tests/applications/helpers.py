@@ -9,6 +9,8 @@ import keras
 import numpy as np
 
 from se_keras.layers import SqueezeExcitation
+from se_keras.utils import count_flops
+from se_keras.utils import count_params
 
 
 def se_layers(model):
@@ -38,6 +40,20 @@ def se_cost(feature_maps, ratio=16):
         width = max(1, channels // ratio)
         params += 2 * channels * width + width + channels
         macs += 2 * size * size * channels + 2 * channels * width
+    return params, macs
+
+
+def assert_adds_exactly_the_se_blocks(se, plain, feature_maps, ratio=16):
+    """Asserts that `se` is `plain` plus SE blocks on `feature_maps` and nothing else.
+
+    Returns:
+        ((plain params, se params), (plain multiply-adds, se multiply-adds)).
+    """
+    se_params, se_macs = se_cost(feature_maps, ratio)
+    params = (count_params(plain), count_params(se))
+    macs = (count_flops(plain), count_flops(se))
+    assert params[1] - params[0] == se_params
+    assert macs[1] - macs[0] == se_macs
     return params, macs
 
 

@@ -122,9 +122,7 @@ def test_se_inception_v3_adds_its_se_blocks(models):
     # The paper has no SE-Inception-v3: keras' InceptionV3 (test above) plus
     # exactly the 11 SE blocks.
     plain, se = models(SEInceptionV3, se=False), models(SEInceptionV3)
-    se_params, se_macs = helpers.se_cost(INCEPTION_V3_SE_MAPS)
-    assert count_params(se) - count_params(plain) == se_params
-    assert count_flops(se) - count_flops(plain) == se_macs
+    helpers.assert_adds_exactly_the_se_blocks(se, plain, INCEPTION_V3_SE_MAPS)
 
 
 def test_inception_resnet_v2_against_keras_and_the_paper(models):

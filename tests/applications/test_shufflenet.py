@@ -43,11 +43,7 @@ def test_plain_network_matches_megvii(models, groups):
 def test_se_shufflenet_against_the_paper(models):
     plain, se = models(SEShuffleNet, se=False), models(SEShuffleNet)
     # Megvii's network (test above) plus exactly the 16 SE blocks.
-    se_params, se_macs = helpers.se_cost(SE_MAPS)
-    assert count_params(se) - count_params(plain) == se_params
-    assert count_flops(se) - count_flops(plain) == se_macs
-    params = (count_params(plain), count_params(se))
-    flops = (count_flops(plain), count_flops(se))
+    params, flops = helpers.assert_adds_exactly_the_se_blocks(se, plain, SE_MAPS)
     assert flops == pytest.approx(PAPER["flops"], rel=0.02)
     # The parameters are 3.5-3.7% above the paper's one-decimal figures,
     # which are these counts truncated (1.87M -> 1.8M, 2.48M -> 2.4M); the
