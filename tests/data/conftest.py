@@ -1,24 +1,15 @@
 """Shared fixtures: real CIFAR-10 JPEGs from the shared folder beside the checkout."""
 
-import pathlib
 import shutil
 
 import pytest
 
-# tests/data/conftest.py -> parents[2] is the checkout, parents[3] holds shared/.
-SHARED = pathlib.Path(__file__).resolve().parents[3] / "shared"
-CIFAR_TRAIN = SHARED / "datasets" / "cifar10" / "train"
-
-
-def cifar_folder():
-    if not CIFAR_TRAIN.is_dir():
-        pytest.skip(f"the shared CIFAR-10 JPEGs are not at {CIFAR_TRAIN}")
-    return CIFAR_TRAIN
+from tests.shared_data import cifar_train_folder
 
 
 @pytest.fixture(scope="session")
 def cifar_train():
-    return cifar_folder()
+    return cifar_train_folder()
 
 
 @pytest.fixture(scope="session")

@@ -1,17 +1,14 @@
 """Shared fixtures of the export tests: a small CIFAR model, real JPEGs, one export."""
 
 import io
-import pathlib
 
 import keras
 import numpy as np
 import pytest
 from PIL import Image
 
-# The `shared` folder beside the repository checkout (CI lays a copy there).
-CIFAR_TRAIN = (
-    pathlib.Path(__file__).resolve().parents[3] / "shared" / "datasets" / "cifar10" / "train"
-)
+from tests.shared_data import cifar_train_folder
+
 CIFAR_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
 )
@@ -44,14 +41,10 @@ def make_model(**kwargs):
 
 
 def cifar_jpegs(count_per_class=1):
-    if not CIFAR_TRAIN.is_dir():
-        # The real-image checks are the point of these tests: fail loudly
-        # rather than skip when the shared dataset is missing.
-        pytest.fail(f"CIFAR-10 JPEGs not found at {CIFAR_TRAIN} (the shared/ folder "
-                    "beside the repository)")
+    folder = cifar_train_folder()
     images = []
     for name in CIFAR_CLASSES:
-        files = sorted((CIFAR_TRAIN / name).glob("*.jpg"))[:count_per_class]
+        files = sorted((folder / name).glob("*.jpg"))[:count_per_class]
         images += [f.read_bytes() for f in files]
     return images
 
