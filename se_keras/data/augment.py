@@ -113,7 +113,15 @@ def random_pad_crop(image, seed, size, padding=4):
     return tf.image.stateless_random_crop(image, [size, size, 3], seed=seed)
 
 
+# The random-resized crop resizes with tf.image's fused kernels (speed matters
+# more than PIL's exact rounding for a random augmentation); each PIL filter
+# name maps to tf.image's nearest method.
+_TF_METHODS = {"bilinear": "bilinear", "bicubic": "bicubic", "nearest": "nearest",
+               "box": "area", "hamming": "bilinear", "lanczos": "lanczos3"}
+
+
 def _resize(image, size, interpolation):
+    interpolation = _TF_METHODS[interpolation]
     image = tf.cast(image, tf.float32)
     shape = tf.shape(image)
 
@@ -156,8 +164,9 @@ def train_preprocess(
         area_range, aspect_ratio_range: the Inception crop's ranges.
         padding: pixels of zero padding for `crop="pad"`.
         flip: random horizontal flip (turn off for digits or text).
-        interpolation: resize method, one of "bilinear", "bicubic", "area",
-            "nearest".
+        interpolation: resize filter, one of PIL's names ("bilinear",
+            "bicubic", "nearest", "box", "hamming", "lanczos"; tf.image's
+            nearest equivalent is used).
 
     Returns:
         float32 tensor (size, size, 3) with pixels in [0, 255], not yet
