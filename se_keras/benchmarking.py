@@ -148,12 +148,29 @@ def _build(name, size, se):
     return get_builder(name)(se=se, **kwargs)
 
 
-def compare(name, size, batch, mode, xla=False, rounds=5, iterations=None):
-    """Times one SE model against its plain twin; returns a `Result`."""
+def _optimized(model, optimize):
+    if not optimize:
+        return model
+    from se_keras.export.optimize import optimize_for_inference
+
+    return optimize_for_inference(model)
+
+
+def compare(name, size, batch, mode, xla=False, rounds=5, iterations=None, optimize=False):
+    """Times one SE model against its plain twin; returns a `Result`.
+
+    With `optimize`, both twins are timed as `optimize_for_inference`
+    copies (inference only: the copies are not trainable).
+    """
     from se_keras.utils import count_flops
 
-    se_model = _build(name, size, se=True)
-    plain_model = _build(name, size, se=False)
+    if optimize and mode != "inference":
+        raise ValueError(
+            "optimize=True times inference graphs; train the original model. "
+            f"Received: mode={mode!r}"
+        )
+    se_model = _optimized(_build(name, size, se=True), optimize)
+    plain_model = _optimized(_build(name, size, se=False), optimize)
     make = _inference_fn if mode == "inference" else _train_fn
     fn_se = make(se_model, batch, size, xla)
     fn_plain = make(plain_model, batch, size, xla)
@@ -208,6 +225,9 @@ def _op_times(xplane_path):
                 name = plane.event_metadata[event.metadata_id].name
                 scope, sep, op_type = name.rpartition(":")
                 if sep and "/" in scope:
+                    # oneDNN's kernels carry prefixes (_MklBatchMatMulV2,
+                    # _MklNativeFusedMatMul): report the op, not the kernel.
+                    op_type = re.sub(r"^_(Mkl)?(Native)?", "", op_type)
                     times[(scope, op_type)] += event.duration_ps
     return times
 
@@ -222,20 +242,24 @@ def _require_host_ops():
         )
 
 
-def profile_se(name, size, batch, steps=4, logdir=None):
+def profile_se(name, size, batch, steps=4, logdir=None, optimize=False):
     """Profiles the inference of an SE model (CPU, no XLA); returns a `Profile`.
 
     The trace is written under `logdir` (a temporary folder when None) and can
     be opened in TensorBoard's Profile tab; the summary adds up the op time
-    of the ops inside the model's `SqueezeExcitation` layers.
+    of the ops inside the model's `SqueezeExcitation` layers (and their
+    `ProjectedSqueezeExcitation` form when `optimize` profiles the
+    `optimize_for_inference` copy).
     """
     import tensorflow as tf
 
     from se_keras.layers import SqueezeExcitation
+    from se_keras.layers.projected_squeeze_excitation import ProjectedSqueezeExcitation
 
     _require_host_ops()
-    model = _build(name, size, se=True)
-    se_names = {layer.name for layer in model.layers if isinstance(layer, SqueezeExcitation)}
+    model = _optimized(_build(name, size, se=True), optimize)
+    se_names = {layer.name for layer in model.layers
+                if isinstance(layer, (SqueezeExcitation, ProjectedSqueezeExcitation))}
     forward = _inference_fn(model, batch, size, xla=False)
     for _ in range(2):
         forward().numpy()

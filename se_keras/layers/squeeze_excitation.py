@@ -108,20 +108,22 @@ def _global_average(x, channels_last):
     # matmul reads the feature map once with the BLAS kernel: in SE-ResNet-50
     # at batch 16 the squeeze fell from 42 to 31 ms per batch (issue 8,
     # `se-keras benchmark --profile`). Works with unknown spatial sizes.
+    #
+    # The batch axis is kept as it is (never -1): a reshape that derived it
+    # from a spatial size traced for another input would regroup the
+    # positions of several images into one and pool across the batch.
     shape = ops.shape(x)
-    spatial = shape[1:-1] if channels_last else shape[2:]
+    batch = shape[0]
     channels = shape[-1] if channels_last else shape[1]
-    positions = spatial[0]
-    for size in spatial[1:]:
-        positions = positions * size
-    scale = ops.cast(positions, x.dtype)
     if channels_last:
-        weights = ops.ones((1, positions), dtype=x.dtype) / scale
-        flat = ops.reshape(x, (-1, positions, channels))
-        return ops.reshape(ops.matmul(weights, flat), (-1, channels))
-    weights = ops.ones((positions, 1), dtype=x.dtype) / scale
-    flat = ops.reshape(x, (-1, channels, positions))
-    return ops.reshape(ops.matmul(flat, weights), (-1, channels))
+        flat = ops.reshape(x, (batch, -1, channels))
+        positions = ops.shape(flat)[1]
+        weights = ops.ones((1, positions), dtype=x.dtype) / ops.cast(positions, x.dtype)
+        return ops.reshape(ops.matmul(weights, flat), (batch, channels))
+    flat = ops.reshape(x, (batch, channels, -1))
+    positions = ops.shape(flat)[2]
+    weights = ops.ones((positions, 1), dtype=x.dtype) / ops.cast(positions, x.dtype)
+    return ops.reshape(ops.matmul(flat, weights), (batch, channels))
 
 
 def _gate(x, gate):
@@ -135,8 +137,10 @@ def _gate(x, gate):
 
 
 def _float32(variable):
-    # Reading `.value` inside a float16 autocast scope would round the
-    # float32 weights to float16; the excitation must stay in float32.
+    # The variables are created with autocast=False, so reading them inside
+    # a float16 autocast scope (which Keras opens around a direct call of a
+    # mixed-precision layer even when the layer itself has autocast=False)
+    # keeps them float32; the cast is then a no-op.
     return ops.cast(variable.value, "float32")
 
 
@@ -164,12 +168,15 @@ class _SEBase(keras.layers.Layer):
         self.supports_masking = True
 
     def _add_dense(self, name, units_in, units_out):
+        # autocast=False: the excitation runs in float32 (module docstring);
+        # an autocast variable would be rounded to float16 when read.
         kernel = self.add_weight(
             name=f"{name}_kernel",
             shape=(units_in, units_out),
             initializer=self.kernel_initializer,
             regularizer=self.kernel_regularizer,
             dtype="float32",
+            autocast=False,
         )
         bias = None
         if self.use_bias:
@@ -179,6 +186,7 @@ class _SEBase(keras.layers.Layer):
                 initializer=self.bias_initializer,
                 regularizer=self.bias_regularizer,
                 dtype="float32",
+                autocast=False,
             )
         return kernel, bias
 

@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import tensorflow as tf
 import pytest
 
 from se_keras import layers as se_layers
@@ -216,6 +217,47 @@ def test_mixed_float16_near_float16_limit():
     ref.set_weights(weights)
     y32 = np.asarray(ref(x16.astype("float32")))
     np.testing.assert_allclose(y16.astype("float32"), y32, rtol=2e-3, atol=0)
+
+
+def test_weights_stay_float32_on_a_direct_call_under_mixed_float16():
+    """Keras opens a float16 autocast scope around a direct call of a mixed
+    layer (outside a Model); the SE weights must still be read in float32.
+    Weights beyond float16's range (7e4 > 65504) would become inf there."""
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        layer = se_layers.SqueezeExcitation(reduced_channels=2)
+        x16 = np.full((1, 4, 4, 8), 0.0625, "float16")
+        layer.build(x16.shape)
+        layer.reduce_kernel.assign(np.full((8, 2), 7.0e4, "float32"))  # inf in float16
+        layer.expand_kernel.assign(np.full((2, 8), 1.0e-5, "float32"))
+        y16 = np.asarray(layer(x16)).astype("float32")
+        in_model = keras.Model(inputs := keras.Input((4, 4, 8)), layer(inputs))
+        y_model = np.asarray(in_model(x16)).astype("float32")
+    finally:
+        keras.config.set_dtype_policy("float32")
+    # float32 reference: h = relu(8 * 0.0625 * 7e4) = 3.5e4 per unit; gate = sigmoid(0.7).
+    gate = 1.0 / (1.0 + np.exp(-(2 * 3.5e4 * 1.0e-5)))
+    np.testing.assert_allclose(y16, 0.0625 * gate, rtol=2e-3)
+    np.testing.assert_allclose(y_model, 0.0625 * gate, rtol=2e-3)
+    assert gate < 0.7  # float16 weights (inf) would saturate the gate to 1
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_the_squeeze_never_mixes_batch_elements(data_format):
+    """Traced once for one spatial size and called with another, a squeeze that
+    reshaped with a traced size pooled across the batch."""
+    layer = se_layers.SqueezeExcitation(ratio=4, data_format=data_format)
+    shape = (None, None, None, 16) if data_format == "channels_last" else (None, 16, None, None)
+    fn = tf.function(layer, input_signature=[tf.TensorSpec(shape, tf.float32)])
+    rng = np.random.default_rng(4)
+    for spatial in [(8, 8), (4, 4), (5, 3)]:
+        dims = (4, *spatial, 16) if data_format == "channels_last" else (4, 16, *spatial)
+        x = rng.normal(size=dims).astype("float32")
+        changed = x.copy()
+        changed[0] += 3.0
+        a, b = np.asarray(fn(x)), np.asarray(fn(changed))
+        np.testing.assert_array_equal(a[1:], b[1:])
+        assert np.abs(a[0] - b[0]).max() > 1e-3
 
 
 @pytest.mark.parametrize(
