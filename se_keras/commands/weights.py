@@ -33,6 +33,7 @@ def table_rows():
                 "crop": c.crop_pct,
                 "hash": c.sha256 or (f"sha256 {c.sha256_prefix}..." if c.sha256_prefix
                                      else "none known (hub X-Linked-Etag checked)"),
+                "hub id": c.hf_hub_id or "",
                 "license": c.license,
                 "url": c.url,
             }
