@@ -9,10 +9,12 @@ The common transfer-learning recipe, in two phases:
 
 The data is a folder with one subfolder per class (photos/cat/*.jpg,
 photos/dog/*.jpg, ...), read by `se_keras.data` (random-resized crops and
-flips for training, the shared eval preprocessing for validation, the
-normalization of the pretrained weights). The result is a run directory in
+flips for training, the shared eval preprocessing for validation). The new
+model carries the pretrained weights' preprocessing record (normalization
+and interpolation; `se_keras.get_preprocessing`) at the fine-tuning size,
+and the pipelines read it from the model. The result is a run directory in
 the project's format, so `se-keras evaluate RUN_DIR`, `se-keras predict
---run RUN_DIR` and the export code work on it.
+--run RUN_DIR` and `se-keras export --checkpoint RUN_DIR` work on it.
 
 Usage:
     # ImageNet weights (downloaded once), your photos:
@@ -43,7 +45,7 @@ def parse_args(argv=None):
                         help="imagenet, a pretrained tag, a weights file, or none")
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--crop-pct", type=float, default=None,
-                        help="eval crop fraction (default: the weights', else 0.875)")
+                        help="eval crop fraction (default: the weights', else the builder's)")
     parser.add_argument("--val-split", default="0.1",
                         help="held out per class: a fraction, a count, or a folder")
     parser.add_argument("--max-per-class", type=int, default=None,
@@ -61,18 +63,28 @@ def parse_args(argv=None):
 
 
 def build_models(args, num_classes):
-    """The new classifier (a builder model, so the run format can rebuild it) with pretrained weights."""
+    """The new classifier (a builder model, so the run format can rebuild it) with pretrained weights.
+
+    Its preprocessing record is the pretrained weights' (mean, std,
+    interpolation, origin) at the fine-tuning size, with `--crop-pct` if given.
+    """
     import keras
 
     from se_keras.applications import get_builder
+    from se_keras.preprocessing import get_preprocessing
 
     builder = get_builder(args.model)
     shape = (args.image_size, args.image_size, 3)
-    model = builder(weights=None, classes=num_classes, input_shape=shape)
-    pretrained = {}
+    backbone = None
+    overrides = {}
     if args.weights.lower() != "none":
         backbone = builder(include_top=False, weights=args.weights, input_shape=shape)
-        pretrained = getattr(backbone, "pretrained", None) or {}
+        overrides = get_preprocessing(backbone).to_dict()
+    if args.crop_pct:
+        overrides["crop_pct"] = args.crop_pct
+    model = builder(weights=None, classes=num_classes, input_shape=shape,
+                    preprocessing=overrides or None)
+    if backbone is not None:
         source = {layer.name: layer for layer in backbone.layers}
         copied = 0
         for layer in model.layers:
@@ -82,7 +94,7 @@ def build_models(args, num_classes):
         print(f"Copied the pretrained weights of {copied} layers from {args.weights}.")
     head = model.get_layer("predictions")
     keras.utils.set_random_seed(args.seed)
-    return model, head, pretrained
+    return model, head
 
 
 def set_trainable(model, head, backbone):
@@ -98,10 +110,11 @@ def set_trainable(model, head, backbone):
             layer.trainable = backbone
 
 
-def save_run(run_dir, model, args, class_names, preprocessing, history):
+def save_run(run_dir, model, args, class_names, history):
     """config.json and a checkpoint in the run-directory contract of se_keras.training.run_files."""
     import tensorflow as tf
 
+    from se_keras.preprocessing import get_preprocessing
     from se_keras.training.run_files import CHECKPOINT_DIR
     from se_keras.training.run_files import CONFIG_NAME
     from se_keras.training.run_files import write_json_atomically
@@ -111,11 +124,13 @@ def save_run(run_dir, model, args, class_names, preprocessing, history):
         tf.train.Checkpoint(model=model), str(run_dir / CHECKPOINT_DIR), max_to_keep=1
     )
     manager.save()
+    record = get_preprocessing(model).to_dict()
     write_json_atomically(run_dir / CONFIG_NAME, {
         "model": {"name": args.model,
                   "kwargs": {"classes": len(class_names),
-                             "input_shape": [args.image_size, args.image_size, 3]}},
-        "preprocessing": preprocessing.to_dict(),
+                             "input_shape": [args.image_size, args.image_size, 3],
+                             "preprocessing": record}},
+        "preprocessing": record,
         "class_names": class_names,
         "train": {"data": f"folder:{args.folder}", "val_split": args.val_split},
         "finetune": {**{k: v for k, v in vars(args).items()}, "history": history},
@@ -130,8 +145,8 @@ def main(argv=None):
     from se_keras.data import Augmentation
     from se_keras.data import eval_dataset
     from se_keras.data import get_source
-    from se_keras.data import Preprocessing
     from se_keras.data import train_dataset
+    from se_keras.preprocessing import get_preprocessing
 
     keras.config.set_dtype_policy(args.precision)
     keras.utils.set_random_seed(args.seed)
@@ -149,14 +164,9 @@ def main(argv=None):
     print(f"{source.num_classes} classes, {train_split.num_examples} training and "
           f"{source.validation.num_examples if source.validation else 0} validation images")
 
-    model, head, pretrained = build_models(args, source.num_classes)
-    preprocessing = Preprocessing(
-        size=args.image_size,
-        crop_pct=args.crop_pct or pretrained.get("crop_pct", 0.875),
-        mean=tuple(pretrained.get("mean") or Preprocessing.mean),
-        std=tuple(pretrained.get("std") or Preprocessing.std),
-        interpolation=pretrained.get("interpolation", "bilinear"),
-    )
+    model, head = build_models(args, source.num_classes)
+    # The one place the pipelines learn how to feed the model: its record.
+    preprocessing = get_preprocessing(model)
     steps = max(1, train_split.num_examples // args.batch_size)
     # A small dataset is better served by milder crops than ImageNet's 8%.
     augmentation = Augmentation(crop="inception", area_min=0.25, flip=True)
@@ -196,7 +206,7 @@ def main(argv=None):
         results = model.evaluate(val_ds, return_dict=True, verbose=0)
         print(f"Validation: top-1 {results['accuracy']:.4f}, top-5 {results['top5']:.4f}")
     run_dir = pathlib.Path(args.output or f"runs/finetune-{args.model}-{time.strftime('%Y%m%d-%H%M%S')}")
-    save_run(run_dir, model, args, source.class_names, preprocessing,
+    save_run(run_dir, model, args, source.class_names,
              {**history, "seconds": seconds,
               **{f"final_{k}": float(v) for k, v in results.items()}})
     print(f"Run directory: {run_dir} (try: se-keras evaluate {run_dir})")

@@ -6,6 +6,8 @@ Submodules are imported on first use, so `se-keras --help` and
 Example:
 >>> import se_keras
 >>> layer = se_keras.SqueezeExcitation(ratio=16)
+>>> se_keras.get_preprocessing(se_keras.applications.SEResNet20(weights=None)).size
+32
 """
 
 import importlib
@@ -18,6 +20,7 @@ _SUBMODULES = (
     "export",
     "inspect",
     "layers",
+    "preprocessing",
     "training",
     "utils",
     "weights",
@@ -27,8 +30,15 @@ _LAYER_NAMES = (
     "SpatialSqueezeExcitation",
     "ChannelSpatialSqueezeExcitation",
 )
+# The preprocessing record (se_keras.preprocessing), what every model carries.
+_PREPROCESSING_NAMES = (
+    "Preprocessing",
+    "ImagePreprocessing",
+    "get_preprocessing",
+    "attach_preprocessing",
+)
 
-__all__ = ["__version__", *_SUBMODULES, *_LAYER_NAMES]
+__all__ = ["__version__", *_SUBMODULES, *_LAYER_NAMES, *_PREPROCESSING_NAMES]
 
 
 def __getattr__(name):
@@ -36,6 +46,8 @@ def __getattr__(name):
         return importlib.import_module(f"se_keras.{name}")
     if name in _LAYER_NAMES:
         return getattr(importlib.import_module("se_keras.layers"), name)
+    if name in _PREPROCESSING_NAMES:
+        return getattr(importlib.import_module("se_keras.preprocessing"), name)
     raise AttributeError(f"module 'se_keras' has no attribute {name!r}")
 
 

@@ -52,3 +52,26 @@ def write_json_atomically(path, data):
     """
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+
+
+def read_json(path, what="file", argument="file"):
+    """A JSON file's content; invalid JSON is a ValueError that names the file.
+
+    Args:
+        path: the file.
+        what: what the file is, for the message ("run config", "recipe").
+        argument: the argument to name in "Received: argument=path".
+
+    Example:
+    >>> write_json_atomically("/tmp/example.json", {"a": 1})
+    >>> read_json("/tmp/example.json")
+    {'a': 1}
+    """
+    path = pathlib.Path(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"The {what} {path} is not valid JSON ({error}). Received: {argument}={str(path)!r}"
+        ) from error

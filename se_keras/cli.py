@@ -43,7 +43,9 @@ def main(argv=None):
         return 0 if args.command is None else 2
     try:
         return args.run(args) or 0
-    except ValueError as error:
+    except (ValueError, OSError) as error:
+        # Expected failures (bad input, missing or damaged files, a full
+        # disk) are one line and exit code 2; a traceback means a bug.
         print(f"se-keras {args.command}: error: {error}", file=sys.stderr)
         return 2
 

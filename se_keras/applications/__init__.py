@@ -3,7 +3,8 @@
 Every builder takes keras.applications' arguments (`include_top`, `weights`,
 `input_tensor`, `input_shape`, `pooling`, `classes`,
 `classifier_activation`, `name`) plus SE options (`se=False` builds the
-plain network from the same code). `MODELS` maps each public name to its
+plain network from the same code) and the preprocessing record
+(`preprocessing`, `include_preprocessing`; see `se_keras.preprocessing`). `MODELS` maps each public name to its
 builder.
 
 Example:
@@ -25,7 +26,6 @@ from se_keras.applications.inception import SEInceptionResNetV2
 from se_keras.applications.inception import SEInceptionV3
 from se_keras.applications.imagenet import imagenet_class_names
 from se_keras.applications.imagenet import preprocess_input
-from se_keras.applications.imagenet import Preprocessing
 from se_keras.applications.mobilenet import BUILDERS as _MOBILENET_BUILDERS
 from se_keras.applications.mobilenet import SEMobileNet
 from se_keras.applications.mobilenet import SEMobileNetV2

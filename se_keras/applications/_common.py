@@ -13,6 +13,7 @@ import os
 import keras
 from keras import layers
 
+from se_keras import preprocessing as preprocessing_lib
 from se_keras._validation import check_choice
 from se_keras._validation import check_positive
 from se_keras.layers import SqueezeExcitation
@@ -171,6 +172,72 @@ def make_input(input_tensor, input_shape):
     if not keras.backend.is_keras_tensor(input_tensor):
         return keras.Input(tensor=input_tensor, shape=input_shape, name="input_layer")
     return input_tensor
+
+
+def weights_preprocessing(weights, default_size, crop_pct=0.875):
+    """The record that weights imply before any override: for None or a weights file.
+
+    A file's record is read from its sidecar (`x.preprocessing.json`, which
+    `se-keras convert` and the trainer write); without one, the defaults
+    (ImageNet mean and std, bilinear) with the file as the origin.
+    (Registry checkpoints bring their own row's record; see resnet.py.)
+    """
+    base = preprocessing_lib.Preprocessing(size=default_size, crop_pct=crop_pct)
+    if weights is None:
+        return base
+    return preprocessing_lib.read_sidecar(weights) or base.replace(weights=os.fspath(weights))
+
+
+def preprocessing_record(*, input_shape, base, preprocessing=None, include_preprocessing=False):
+    """The model's `Preprocessing`: `base` (the weights'), the model's size, then the user's.
+
+    Args:
+        input_shape: the model's input shape (3-tuple, either data format).
+        base: the record the weights imply (`weights_preprocessing` or a
+            registry row's).
+        preprocessing: None, a `Preprocessing` or a dict of fields that
+            override `base` (e.g. {"crop_pct": 1.0} for a model fine-tuned
+            without a crop, or a saved record to rebuild a model exactly).
+        include_preprocessing: normalize inside the model.
+
+    Returns:
+        A `Preprocessing`.
+    """
+    channels_first = keras.config.image_data_format() == "channels_first"
+    spatial = tuple(input_shape[1:] if channels_first else input_shape[:2])
+    static = spatial[0] if spatial[0] is not None and spatial[0] == spatial[1] else None
+    record = base.replace(size=static) if static is not None else base
+    record = record.replace(**preprocessing_lib.overrides_of(preprocessing))
+    preprocessing_lib.check_size(record, static)
+    if include_preprocessing:
+        record = record.replace(normalize_in_model=True)
+    return record
+
+
+def apply_preprocessing(img_input, record):
+    """The `ImagePreprocessing` layer ("preprocessing") that every builder puts first."""
+    return preprocessing_lib.ImagePreprocessing(
+        record, data_format=keras.config.image_data_format(), name=preprocessing_lib.LAYER_NAME
+    )(img_input)
+
+
+def input_with_preprocessing(
+    input_tensor, input_shape, *, weights, default_size, preprocessing=None,
+    include_preprocessing=False, crop_pct=0.875,
+):
+    """The model's input and its `ImagePreprocessing` layer, for weights None or a file.
+
+    Returns:
+        `(img_input, x)`: the input tensor and the preprocessing layer's output.
+    """
+    record = preprocessing_record(
+        input_shape=input_shape,
+        base=weights_preprocessing(weights, default_size, crop_pct),
+        preprocessing=preprocessing,
+        include_preprocessing=include_preprocessing,
+    )
+    img_input = make_input(input_tensor, input_shape)
+    return img_input, apply_preprocessing(img_input, record)
 
 
 def model_inputs(input_tensor, img_input):
@@ -368,5 +435,7 @@ def finish_model(input_tensor, img_input, outputs, *, name, weights):
     """The functional model, with `weights` (None or a `.weights.h5` path) loaded."""
     model = keras.Model(model_inputs(input_tensor, img_input), outputs, name=name)
     if weights is not None:
-        model.load_weights(weights)
+        from se_keras.weights.keras_files import load_keras_weights
+
+        load_keras_weights(model, weights)
     return model

@@ -68,6 +68,8 @@ def build_cifar_resnet(
     se_stages=None,
     dropout_rate=0.0,
     bn_epsilon=1e-5,
+    preprocessing=None,
+    include_preprocessing=False,
 ):
     """Builds a CIFAR (SE-)ResNet or wide ResNet.
 
@@ -86,6 +88,11 @@ def build_cifar_resnet(
         se_stages: the stages (1-3) with SE blocks; None means all.
         dropout_rate: dropout between the convs of a WRN block.
         bn_epsilon: BatchNorm epsilon.
+        preprocessing: fields of the model's `se_keras.Preprocessing` record
+            to override (a dict or a record); by default the whole 32x32
+            image (crop_pct 1.0), ImageNet mean and std, bilinear.
+        include_preprocessing: normalize inside the model, so that it takes
+            RGB pixels in [0, 255].
 
     Returns:
         A `keras.Model`.
@@ -110,8 +117,11 @@ def build_cifar_resnet(
     data_format = keras.config.image_data_format()
     bn = lambda t, label: _common.batch_norm(t, bn_epsilon, label)  # noqa: E731
 
-    img_input = _common.make_input(input_tensor, input_shape)
-    x = _common.conv(img_input, 16, 3, name="stem_conv1")
+    img_input, x = _common.input_with_preprocessing(
+        input_tensor, input_shape, weights=weights, default_size=32, crop_pct=1.0,
+        preprocessing=preprocessing, include_preprocessing=include_preprocessing,
+    )
+    x = _common.conv(x, 16, 3, name="stem_conv1")
     if not preact:
         x = bn(x, "stem_bn1")
         x = layers.ReLU(name="stem_relu1")(x)
@@ -165,10 +175,7 @@ def build_cifar_resnet(
         x, include_top=include_top, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation,
     )
-    model = keras.Model(_common.model_inputs(input_tensor, img_input), x, name=name)
-    if weights is not None:
-        model.load_weights(weights)
-    return model
+    return _common.finish_model(input_tensor, img_input, x, name=name, weights=weights)
 
 
 def _builder(func_name, arch, title, default_name):
@@ -206,7 +213,8 @@ def _builder(func_name, arch, title, default_name):
             classifier_activation, name: as in `keras.applications`
             (`classes` defaults to 10, `input_shape` to (32, 32, 3)).
         **kwargs: `se`, `se_ratio`, `se_gate`, `se_squeeze`, `se_stages`,
-            `dropout_rate`, `bn_epsilon` (see `build_cifar_resnet`).
+            `dropout_rate`, `bn_epsilon`, `preprocessing`,
+            `include_preprocessing` (see `build_cifar_resnet`).
 
     Returns:
         A `keras.Model`.

@@ -57,7 +57,9 @@ def preprocess_input(x, data_format=None, mode="torch", mean=None, std=None):
             `keras.config.image_data_format()`.
         mode: "torch" (default) or "caffe".
         mean, std: override the RGB mean and std of "torch" mode (in [0, 1]
-            units), for example from a checkpoint's `preprocessing()`.
+            units), for example from `se_keras.get_preprocessing(model)`.
+            A model whose record has `normalize_in_model=True` normalizes
+            itself: do not call this function for it.
 
     Returns:
         The normalized images, float32.
@@ -114,59 +116,3 @@ def decode_predictions(preds, top=5):
         best = np.argsort(row)[::-1][:top]
         results.append([(*index[i], float(row[i])) for i in best])
     return results
-
-
-@keras.saving.register_keras_serializable(package="se_keras")
-class Preprocessing(keras.layers.Layer):
-    """Builds a checkpoint's normalization into a model: `(x * scale - mean) / std`.
-
-    Put it first in a model that should take raw RGB pixels in [0, 255], for
-    example one served to clients that send unprocessed images.
-
-    Args:
-        mean: per-channel mean, in units of `x * scale`.
-        std: per-channel standard deviation, same units.
-        scale: factor applied first; 1/255 maps [0, 255] to [0, 1].
-        data_format: "channels_last" or "channels_first"; defaults to
-            `keras.config.image_data_format()`.
-        **kwargs: base layer arguments.
-
-    Example:
-    >>> import numpy as np
-    >>> layer = Preprocessing()
-    >>> layer(np.full((1, 2, 2, 3), 255.0)).shape
-    (1, 2, 2, 3)
-    """
-
-    def __init__(
-        self, mean=IMAGENET_MEAN, std=IMAGENET_STD, scale=1.0 / 255.0, data_format=None, **kwargs
-    ):
-        super().__init__(**kwargs)
-        self.mean = tuple(float(m) for m in mean)
-        self.std = tuple(float(s) for s in std)
-        if len(self.mean) != len(self.std) or any(s <= 0 for s in self.std):
-            raise ValueError(
-                "`mean` and `std` must have one value per channel and `std` must "
-                f"be positive. Received: mean={mean}, std={std}"
-            )
-        self.scale = float(scale)
-        self.data_format = data_format or keras.config.image_data_format()
-        check_choice("data_format", self.data_format, ("channels_last", "channels_first"))
-
-    def call(self, inputs):
-        shape = [1] * len(inputs.shape)
-        shape[-1 if self.data_format == "channels_last" else 1] = len(self.mean)
-        mean = ops.cast(np.reshape(np.asarray(self.mean, "float32"), shape), self.compute_dtype)
-        std = ops.cast(np.reshape(np.asarray(self.std, "float32"), shape), self.compute_dtype)
-        x = ops.cast(inputs, self.compute_dtype)
-        return (x * self.scale - mean) / std
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {"mean": self.mean, "std": self.std, "scale": self.scale, "data_format": self.data_format}
-        )
-        return config

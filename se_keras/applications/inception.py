@@ -350,6 +350,8 @@ def build_inception(
     se_squeeze="avg",
     se_position="residual",
     bn_epsilon=None,
+    preprocessing=None,
+    include_preprocessing=False,
 ):
     """Builds an (SE-)Inception functional model of one `ARCHITECTURES` row.
 
@@ -368,6 +370,10 @@ def build_inception(
             Non-residual modules always get SE on their output.
         bn_epsilon: BatchNorm epsilon; None takes the family's (1e-5 for
             BN-Inception, 1e-3 for keras' Inception-v3 / -ResNet-v2).
+        preprocessing: fields of the model's `se_keras.Preprocessing` record to
+            override (a dict or a record); see `se_keras.preprocessing`.
+        include_preprocessing: normalize inside the model, so that it takes
+            RGB pixels in [0, 255].
 
     Returns:
         A `keras.Model`.
@@ -391,8 +397,11 @@ def build_inception(
         bn_epsilon=row["bn_epsilon"] if bn_epsilon is None else bn_epsilon,
         se=se, se_ratio=se_ratio, se_gate=se_gate, se_squeeze=se_squeeze,
     )
-    img_input = _common.make_input(input_tensor, input_shape)
-    x = _BODIES[arch](img_input, builder, se_position)
+    img_input, x = _common.input_with_preprocessing(
+        input_tensor, input_shape, weights=weights, default_size=row["default_size"],
+        preprocessing=preprocessing, include_preprocessing=include_preprocessing,
+    )
+    x = _BODIES[arch](x, builder, se_position)
     x = _common.head(
         x, include_top=include_top, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation,
@@ -419,6 +428,8 @@ def _builder(func_name, arch, title, default_name, extra, position_doc=""):
         se_squeeze="avg",
         se_position="residual",
         bn_epsilon=None,
+        preprocessing=None,
+        include_preprocessing=False,
     ):
         return build_inception(
             arch=arch, include_top=include_top, weights=weights,
@@ -426,6 +437,7 @@ def _builder(func_name, arch, title, default_name, extra, position_doc=""):
             classes=classes, classifier_activation=classifier_activation, name=name,
             se=se, se_ratio=se_ratio, se_gate=se_gate, se_squeeze=se_squeeze,
             se_position=se_position, bn_epsilon=bn_epsilon,
+        preprocessing=preprocessing, include_preprocessing=include_preprocessing,
         )
 
     builder.__name__ = builder.__qualname__ = func_name
@@ -452,6 +464,10 @@ def _builder(func_name, arch, title, default_name, extra, position_doc=""):
         se_squeeze: "avg" or "max" global pooling.
         se_position: {position_doc or 'ignored (no residual branches).'}
         bn_epsilon: BatchNorm epsilon; None for the family's default.
+        preprocessing: fields of the model's `se_keras.Preprocessing` record to
+            override (a dict or a record); see `se_keras.preprocessing`.
+        include_preprocessing: normalize inside the model, so that it takes
+            RGB pixels in [0, 255].
 
     Returns:
         A `keras.Model`.

@@ -137,6 +137,8 @@ def build_mobilenet(
     se_squeeze="avg",
     se_position="output",
     bn_epsilon=1e-3,
+    preprocessing=None,
+    include_preprocessing=False,
 ):
     """Builds an (SE-)MobileNet v1 or v2 functional model.
 
@@ -152,6 +154,10 @@ def build_mobilenet(
         se_ratio, se_gate, se_squeeze: `SqueezeExcitation` options.
         se_position: "output" or "depthwise" (see the module docstring).
         bn_epsilon: BatchNorm epsilon (keras' 1e-3 by default).
+        preprocessing: fields of the model's `se_keras.Preprocessing` record to
+            override (a dict or a record); see `se_keras.preprocessing`.
+        include_preprocessing: normalize inside the model, so that it takes
+            RGB pixels in [0, 255].
 
     Returns:
         A `keras.Model`.
@@ -178,9 +184,12 @@ def build_mobilenet(
         )
     _common.validate_se_arguments(se_ratio, se_gate, se_squeeze, se_position, SE_POSITIONS)
 
-    img_input = _common.make_input(input_tensor, input_shape)
+    img_input, x = _common.input_with_preprocessing(
+        input_tensor, input_shape, weights=weights, default_size=224,
+        preprocessing=preprocessing, include_preprocessing=include_preprocessing,
+    )
     x = _BODIES[version](
-        img_input, alpha=alpha, depth_multiplier=depth_multiplier,
+        x, alpha=alpha, depth_multiplier=depth_multiplier,
         se=_common.se_block(se, se_ratio, se_gate, se_squeeze), se_position=se_position,
         eps=bn_epsilon,
     )
@@ -209,6 +218,8 @@ def SEMobileNet(
     se_squeeze="avg",
     se_position="output",
     bn_epsilon=1e-3,
+    preprocessing=None,
+    include_preprocessing=False,
 ):
     """Instantiates the SE-MobileNet (v1) architecture.
 
@@ -239,6 +250,10 @@ def SEMobileNet(
         se_position: "output" (after each block's pointwise convolution) or
             "depthwise" (after its depthwise convolution).
         bn_epsilon: BatchNorm epsilon.
+        preprocessing: fields of the model's `se_keras.Preprocessing` record to
+            override (a dict or a record); see `se_keras.preprocessing`.
+        include_preprocessing: normalize inside the model, so that it takes
+            RGB pixels in [0, 255].
 
     Returns:
         A `keras.Model`.
@@ -254,6 +269,7 @@ def SEMobileNet(
         depth_multiplier=depth_multiplier, dropout_rate=dropout_rate, se=se,
         se_ratio=se_ratio, se_gate=se_gate, se_squeeze=se_squeeze,
         se_position=se_position, bn_epsilon=bn_epsilon,
+        preprocessing=preprocessing, include_preprocessing=include_preprocessing,
     )
 
 
@@ -274,6 +290,8 @@ def SEMobileNetV2(
     se_squeeze="avg",
     se_position="output",
     bn_epsilon=1e-3,
+    preprocessing=None,
+    include_preprocessing=False,
 ):
     """Instantiates the SE-MobileNetV2 architecture.
 
@@ -304,6 +322,10 @@ def SEMobileNetV2(
             addition) or "depthwise" (after the depthwise convolution, in
             the expanded space, as in MnasNet and MobileNetV3).
         bn_epsilon: BatchNorm epsilon.
+        preprocessing: fields of the model's `se_keras.Preprocessing` record to
+            override (a dict or a record); see `se_keras.preprocessing`.
+        include_preprocessing: normalize inside the model, so that it takes
+            RGB pixels in [0, 255].
 
     Returns:
         A `keras.Model`.
@@ -318,6 +340,7 @@ def SEMobileNetV2(
         classifier_activation=classifier_activation, name=name, alpha=alpha,
         dropout_rate=dropout_rate, se=se, se_ratio=se_ratio, se_gate=se_gate,
         se_squeeze=se_squeeze, se_position=se_position, bn_epsilon=bn_epsilon,
+        preprocessing=preprocessing, include_preprocessing=include_preprocessing,
     )
 
 

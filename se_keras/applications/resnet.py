@@ -19,6 +19,7 @@ so `SEResNet50(weights=None)` has the same layout as
 Layer names (a stable contract; the weight converter relies on them), for
 stage s and block b counted from 1:
 
+    preprocessing                              the `ImagePreprocessing` record
     stem_conv{i}, stem_bn{i}, stem_relu{i}     i = 1 (7x7 stem) or 1..3 (deep)
     stem_pool                                  3x3/2 max pool
     stage{s}_block{b}_conv{i}, _bn{i}, _relu{i}   the residual branch
@@ -33,7 +34,6 @@ from keras import layers
 
 from se_keras._validation import check_choice
 from se_keras.applications import _common
-from se_keras.applications.imagenet import Preprocessing
 from se_keras.layers import SqueezeExcitation
 
 BLOCKS = ("basic", "bottleneck")
@@ -237,6 +237,8 @@ def build_resnet(
     dropout_rate=0.0,
     branch_relu=False,
     preprocessing=None,
+    include_preprocessing=False,
+    weights_preprocessing=None,
 ):
     """Builds an (SE-)ResNet / ResNeXt functional model with random weights.
 
@@ -278,9 +280,13 @@ def build_resnet(
         dropout_rate: dropout before the classifier (SENet-154 uses 0.2).
         branch_relu: basic blocks only: a ReLU after the second BatchNorm,
             before SE and the addition (timm's legacy_seresnet18/34).
-        preprocessing: None, or {"mean": ..., "std": ...} to put a
-            `Preprocessing` layer (named "preprocessing") first, so that
-            the model takes RGB pixels in [0, 255].
+        preprocessing: None, a `se_keras.Preprocessing` or a dict of its
+            fields overriding the record the weights imply (see
+            `se_keras.preprocessing`).
+        include_preprocessing: normalize inside the model, so that it
+            takes RGB pixels in [0, 255].
+        weights_preprocessing: the record of the weights to be loaded (a
+            registry row's); None for `weights_preprocessing(weights)`.
 
     Returns:
         A `keras.Model`.
@@ -323,13 +329,16 @@ def build_resnet(
         cardinality=cardinality, stride_in=stride_in, branch_relu=branch_relu,
     )
 
+    record = _common.preprocessing_record(
+        input_shape=input_shape,
+        base=weights_preprocessing or _common.weights_preprocessing(
+            None if weights in known_tags or weights == "imagenet" else weights, default_size
+        ),
+        preprocessing=preprocessing,
+        include_preprocessing=include_preprocessing,
+    )
     img_input = _common.make_input(input_tensor, input_shape)
-    x = img_input
-    if preprocessing is not None:
-        x = Preprocessing(
-            mean=preprocessing["mean"], std=preprocessing["std"],
-            data_format=keras.config.image_data_format(), name="preprocessing",
-        )(x)
+    x = _common.apply_preprocessing(img_input, record)
     x, channels = _stem(x, stem, stem_width, ceil_mode_pool, bn_epsilon)
     expansion = 1 if block == "basic" else 4
     for stage, depth in enumerate(depths, 1):
@@ -357,11 +366,11 @@ def build_resnet(
 # Builder options that pretrained weights do not depend on.
 _OPTIONS_KEEPING_WEIGHTS = {
     "include_top", "input_tensor", "input_shape", "pooling", "classes",
-    "classifier_activation", "dropout_rate",
+    "classifier_activation", "dropout_rate", "preprocessing", "include_preprocessing",
 }
 
 
-def _public(arch, *, weights, variant, name, include_preprocessing=False, **kwargs):
+def _public(arch, *, weights, variant, name, **kwargs):
     """Builds `arch` in the layout its weights need, then loads the weights."""
     # Imported here: the weights package imports this module for its tables.
     from se_keras import weights as weights_lib
@@ -392,18 +401,13 @@ def _public(arch, *, weights, variant, name, include_preprocessing=False, **kwar
     if checkpoint is not None:
         row["default_size"] = checkpoint.input_size
     options = {**row, **variant_options(arch, variant), **kwargs}
-    if include_preprocessing:
-        # Every registry checkpoint takes ImageNet-normalized RGB in [0, 1].
-        options["preprocessing"] = {
-            "mean": checkpoint.mean if checkpoint else registry.IMAGENET_MEAN,
-            "std": checkpoint.std if checkpoint else registry.IMAGENET_STD,
-        }
+    if checkpoint is not None:
+        options["weights_preprocessing"] = checkpoint.preprocessing_record()
     model = build_resnet(
         weights=weights, known_tags=registry.tags_for(arch), name=name, **options
     )
-    model.se_keras_config = {"arch": arch, "variant": variant}
     if weights is not None:
-        weights_lib.load_weights(model, weights, checkpoint=checkpoint)
+        weights_lib.load_weights(model, weights, checkpoint=checkpoint, variant=variant)
     return model
 
 
@@ -430,8 +434,11 @@ Args:
     name: the model's name.
     variant: "timm" or "legacy" checkpoint layout; None follows `weights`.
     include_preprocessing: put the weights' normalization in the model
-        (a `Preprocessing` layer), so it takes RGB pixels in [0, 255];
-        otherwise apply `preprocess_input` yourself.
+        (its `ImagePreprocessing` layer), so it takes RGB pixels in
+        [0, 255]; otherwise apply `preprocess_input` yourself.
+    preprocessing: fields of the model's `se_keras.Preprocessing` record
+        to override (a dict or a record); by default the weights' own
+        (read it with `se_keras.get_preprocessing(model)`).
     **kwargs: architecture and SE options of
         `se_keras.applications.resnet.build_resnet` (`se=False` for the
         plain network, `se_ratio`, `se_gate`, `se_squeeze`, `se_stages`,

@@ -202,6 +202,8 @@ def build_shufflenet(
     se_squeeze="avg",
     se_position="residual",
     bn_epsilon=1e-5,
+    preprocessing=None,
+    include_preprocessing=False,
 ):
     """Builds an (SE-)ShuffleNet v1 functional model.
 
@@ -216,6 +218,10 @@ def build_shufflenet(
         se_position: "residual" (on the branch before the addition or
             concatenation) or "output" (after the unit's final ReLU).
         bn_epsilon: BatchNorm epsilon.
+        preprocessing: fields of the model's `se_keras.Preprocessing` record to
+            override (a dict or a record); see `se_keras.preprocessing`.
+        include_preprocessing: normalize inside the model, so that it takes
+            RGB pixels in [0, 255].
 
     Returns:
         A `keras.Model`.
@@ -235,8 +241,11 @@ def build_shufflenet(
     _common.validate_se_arguments(se_ratio, se_gate, se_squeeze, se_position, SE_POSITIONS)
     se_block = _common.se_block(se, se_ratio, se_gate, se_squeeze)
 
-    img_input = _common.make_input(input_tensor, input_shape)
-    x = _common.conv(img_input, STEM_WIDTH, 3, 2, name="stem_conv")
+    img_input, x = _common.input_with_preprocessing(
+        input_tensor, input_shape, weights=weights, default_size=224,
+        preprocessing=preprocessing, include_preprocessing=include_preprocessing,
+    )
+    x = _common.conv(x, STEM_WIDTH, 3, 2, name="stem_conv")
     x = _common.batch_norm(x, bn_epsilon, "stem_bn")
     x = layers.ReLU(name="stem_relu")(x)
     x = _common.max_pool_3x3_s2(x, ceil_mode=False, name="stem_pool")
@@ -279,6 +288,8 @@ def SEShuffleNet(
     se_squeeze="avg",
     se_position="residual",
     bn_epsilon=1e-5,
+    preprocessing=None,
+    include_preprocessing=False,
 ):
     """Instantiates the SE-ShuffleNet (v1) architecture.
 
@@ -309,6 +320,10 @@ def SEShuffleNet(
         se_position: "residual" (before the addition or concatenation) or
             "output" (after the unit's final ReLU).
         bn_epsilon: BatchNorm epsilon.
+        preprocessing: fields of the model's `se_keras.Preprocessing` record to
+            override (a dict or a record); see `se_keras.preprocessing`.
+        include_preprocessing: normalize inside the model, so that it takes
+            RGB pixels in [0, 255].
 
     Returns:
         A `keras.Model`.
@@ -323,6 +338,7 @@ def SEShuffleNet(
         classifier_activation=classifier_activation, name=name, groups=groups,
         scale=scale, se=se, se_ratio=se_ratio, se_gate=se_gate, se_squeeze=se_squeeze,
         se_position=se_position, bn_epsilon=bn_epsilon,
+        preprocessing=preprocessing, include_preprocessing=include_preprocessing,
     )
 
 

@@ -55,6 +55,8 @@ def build_vgg(
     se_position="block",
     dropout_rate=0.5,
     bn_epsilon=1e-5,
+    preprocessing=None,
+    include_preprocessing=False,
 ):
     """Builds an (SE-)VGG with BatchNorm.
 
@@ -68,6 +70,10 @@ def build_vgg(
         se_position: "block" or "conv" (see the module docstring).
         dropout_rate: dropout after fc1 and fc2.
         bn_epsilon: BatchNorm epsilon (PyTorch's 1e-5).
+        preprocessing: fields of the model's `se_keras.Preprocessing` record to
+            override (a dict or a record); see `se_keras.preprocessing`.
+        include_preprocessing: normalize inside the model, so that it takes
+            RGB pixels in [0, 255].
 
     Returns:
         A `keras.Model`.
@@ -85,8 +91,10 @@ def build_vgg(
     se_block = _common.se_block(se, se_ratio, se_gate, se_squeeze)
     data_format = keras.config.image_data_format()
 
-    img_input = _common.make_input(input_tensor, input_shape)
-    x = img_input
+    img_input, x = _common.input_with_preprocessing(
+        input_tensor, input_shape, weights=weights, default_size=224,
+        preprocessing=preprocessing, include_preprocessing=include_preprocessing,
+    )
     for b, (convs, width) in enumerate(blocks, 1):
         for i in range(1, convs + 1):
             x = _common.conv(x, width, 3, name=f"block{b}_conv{i}", use_bias=True)
@@ -136,6 +144,8 @@ def SEVGG16(
     se_position="block",
     dropout_rate=0.5,
     bn_epsilon=1e-5,
+    preprocessing=None,
+    include_preprocessing=False,
 ):
     """Instantiates the SE-VGG-16 (with BatchNorm) architecture.
 
@@ -163,6 +173,10 @@ def SEVGG16(
             "conv" (after every convolution).
         dropout_rate: dropout after fc1 and fc2.
         bn_epsilon: BatchNorm epsilon.
+        preprocessing: fields of the model's `se_keras.Preprocessing` record to
+            override (a dict or a record); see `se_keras.preprocessing`.
+        include_preprocessing: normalize inside the model, so that it takes
+            RGB pixels in [0, 255].
 
     Returns:
         A `keras.Model`.
@@ -177,6 +191,7 @@ def SEVGG16(
         classes=classes, classifier_activation=classifier_activation, name=name,
         se=se, se_ratio=se_ratio, se_gate=se_gate, se_squeeze=se_squeeze,
         se_position=se_position, dropout_rate=dropout_rate, bn_epsilon=bn_epsilon,
+        preprocessing=preprocessing, include_preprocessing=include_preprocessing,
     )
 
 

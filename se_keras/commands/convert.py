@@ -7,8 +7,9 @@ def register(subparsers):
         help="convert a timm checkpoint (.safetensors or .pth) to Keras .weights.h5",
         description="Builds the Keras model of a timm architecture, loads the "
         "checkpoint through the converter (every tensor checked) and writes "
-        "its weights. Load them with the matching builder: "
-        "SEResNet50(weights='out.weights.h5', variant=...).",
+        "its weights, and the checkpoint's preprocessing record beside them "
+        "(out.preprocessing.json, read back by the builders). Load them with the "
+        "matching builder: SEResNet50(weights='out.weights.h5', variant=...).",
     )
     parser.add_argument("timm_name", help="timm model name, e.g. seresnet50 or legacy_seresnet50")
     parser.add_argument("checkpoint", help="the timm checkpoint file")
@@ -22,7 +23,10 @@ def register(subparsers):
 def run(args):
     import pathlib
 
+    from se_keras.preprocessing import get_preprocessing
+    from se_keras.preprocessing import write_sidecar
     from se_keras.weights import from_timm
+    from se_keras.weights.loading import parse_timm_name
     from se_keras.weights.loading import save_weights_atomically
 
     output = pathlib.Path(args.output)
@@ -33,6 +37,10 @@ def run(args):
     model = from_timm(args.timm_name, args.checkpoint, include_top=not args.no_top)
     output.parent.mkdir(parents=True, exist_ok=True)
     save_weights_atomically(model, output)
-    variant = model.se_keras_config["variant"]
-    print(f"wrote {output} ({model.name}, layout {variant!r}, {len(model.weights)} weights)")
+    record = get_preprocessing(model).replace(weights=str(args.checkpoint))
+    sidecar = write_sidecar(output, record)
+    variant = parse_timm_name(args.timm_name)[1]
+    print(f"wrote {output} ({model.name}, layout {variant!r}, {len(model.weights)} weights) "
+          f"and {sidecar} ({record.interpolation}, crop_pct {record.crop_pct}, "
+          f"size {record.size})")
     return 0

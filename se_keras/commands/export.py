@@ -1,5 +1,7 @@
 """`se-keras export`: a model -> a versioned SavedModel for TensorFlow Serving (or TFLite)."""
 
+from se_keras._constants import INTERPOLATIONS
+
 FORMATS = ("saved_model", "tflite")
 QUANTIZATIONS = ("none", "dynamic")
 
@@ -48,8 +50,7 @@ def register(subparsers):
                         help="normalization mean of [0, 1] pixels (default: ImageNet's)")
     parser.add_argument("--std", type=float, nargs=3, default=None, metavar=("R", "G", "B"),
                         help="normalization std of [0, 1] pixels (default: ImageNet's)")
-    parser.add_argument("--interpolation", default=None,
-                        choices=("bilinear", "bicubic", "area", "nearest"),
+    parser.add_argument("--interpolation", default=None, choices=INTERPOLATIONS,
                         help="resize method (default: the weights', else bilinear)")
     parser.add_argument("--labels", default=None,
                         help="text file with one class name per line (default: ImageNet "
@@ -86,8 +87,8 @@ def load_model(args):
     if args.checkpoint:
         from se_keras.training.run_files import restore_model
 
+        # The restored model carries the run's preprocessing record.
         model, config = restore_model(args.checkpoint)
-        preprocessing = dict(config.get("preprocessing") or {})
         labels = config.get("class_names")
         if args.weights:
             raise ValueError(
@@ -99,9 +100,17 @@ def load_model(args):
 
         if not os.path.isfile(args.model):
             raise ValueError(f"No such .keras file. Received: model={args.model!r}")
-        model = keras.models.load_model(args.model)
+        try:
+            model = keras.models.load_model(args.model)
+        except Exception as error:  # noqa: BLE001 - zip, JSON and h5 errors alike
+            raise ValueError(
+                f"Cannot load the .keras file {args.model}: {type(error).__name__}: "
+                f"{str(error).strip().splitlines()[0][:300]}. Received: model={args.model!r}"
+            ) from error
         if args.weights:
-            model.load_weights(args.weights)
+            from se_keras.weights.keras_files import load_keras_weights
+
+            load_keras_weights(model, args.weights)
     else:
         from se_keras.applications import get_builder
 

@@ -27,17 +27,16 @@ def register(subparsers):
 def run(args):
     from se_keras.data import get_source
     from se_keras.data.pipeline import eval_dataset
-    from se_keras.data.pipeline import Preprocessing
     from se_keras.inspect import collect_excitations
     from se_keras.inspect import plot_excitations
+    from se_keras.preprocessing import get_preprocessing
 
     data = get_source(args.data)
     split = data.validation if args.split == "validation" and data.validation else data.train
     if args.checkpoint:
         from se_keras.training.run_files import restore_model
 
-        model, config = restore_model(args.checkpoint)
-        preprocessing = Preprocessing.from_dict(config["preprocessing"])
+        model, _ = restore_model(args.checkpoint)
     else:
         from se_keras.applications import get_builder
 
@@ -46,16 +45,12 @@ def run(args):
         if args.size:
             kwargs["input_shape"] = (args.size, args.size, 3)
         model = builder(**kwargs)
-        info = getattr(model, "pretrained", None) or {}
-        size = args.size or model.input.shape[1] or 224
-        preprocessing = Preprocessing(
-            size=size, crop_pct=info.get("crop_pct", 0.875),
-            mean=tuple(info.get("mean", Preprocessing.mean)),
-            std=tuple(info.get("std", Preprocessing.std)),
-            interpolation=info.get("interpolation", "bilinear"),
+    preprocessing = get_preprocessing(model)
+    if args.size and args.size != preprocessing.size:
+        raise ValueError(
+            f"The run's model takes {preprocessing.size}x{preprocessing.size} images; --size "
+            f"applies to --model only. Received: size={args.size}"
         )
-    if args.size:
-        preprocessing.size = args.size
     dataset = eval_dataset(split, num_classes=data.num_classes, global_batch_size=args.batch_size,
                            preprocessing=preprocessing, pad=False)
     stats = collect_excitations(model, dataset, max_batches=args.batches)

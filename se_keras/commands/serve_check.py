@@ -51,6 +51,11 @@ def run(args):
     from se_keras.export import warmup
 
     base = pathlib.Path(args.base)
+    missing = [path for path in args.image if not pathlib.Path(path).is_file()]
+    if missing:
+        raise ValueError(f"No such image file. Received: image={missing[0]!r}")
+    if args.request and not pathlib.Path(args.request).is_file():
+        raise ValueError(f"No such request file. Received: request={args.request!r}")
     if args.version is not None:
         version_dir = base / str(args.version)
         if not (version_dir / "saved_model.pb").exists():
@@ -89,7 +94,13 @@ def run(args):
 
     failures = 0
     if args.request:
-        body = json.loads(pathlib.Path(args.request).read_text(encoding="utf-8"))
+        try:
+            body = json.loads(pathlib.Path(args.request).read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"The request file {args.request} is not valid JSON ({error}). "
+                f"Received: request={args.request!r}"
+            ) from error
         try:
             print(json.dumps(answer(body)))
         except tf.errors.InvalidArgumentError as error:

@@ -2,7 +2,9 @@
 
 - `sources`: where images come from (`get_source("digits" | "folder:PATH" |
   "tfrecord:PATH" | "tfds:NAME")`).
-- `preprocessing`: `decode_image` and the shared `eval_preprocess`.
+- `preprocessing`: `decode_image`, the shared `eval_preprocess` and
+  `preprocess_image` (one image through a model's record).
+- `errors`: label checks and the errors that name broken files.
 - `augment`: the training transform (random crop fused with decoding, flip)
   and batch augmentation (core Keras RandAugment, MixUp, CutMix).
 - `pipeline`: `train_dataset` / `eval_dataset`, per-worker sharded,
@@ -23,15 +25,16 @@ from se_keras.data.pipeline import Augmentation
 from se_keras.data.pipeline import eval_dataset
 from se_keras.data.pipeline import parse_eval
 from se_keras.data.pipeline import parse_train
-from se_keras.data.pipeline import Preprocessing
 from se_keras.data.pipeline import train_dataset
 from se_keras.data.preprocessing import decode_image
 from se_keras.data.preprocessing import eval_preprocess
 from se_keras.data.preprocessing import eval_preprocess_bytes
 from se_keras.data.preprocessing import normalize
+from se_keras.data.preprocessing import preprocess_image
 from se_keras.data.sources import get_source
 from se_keras.data.sources import list_image_folder
 from se_keras.data.sources import Source
+from se_keras.preprocessing import Preprocessing
 
 __all__ = [
     "Augmentation",
@@ -47,6 +50,7 @@ __all__ = [
     "parse_eval",
     "parse_train",
     "Preprocessing",
+    "preprocess_image",
     "Source",
     "train_dataset",
     "train_preprocess",

@@ -4,6 +4,13 @@
         --parse_train / parse_eval--> one image --batch--> batch augmentation
         --normalize--> (images, one-hot labels[, weights]) --prefetch-->
 
+`preprocessing` is the model's record (`se_keras.get_preprocessing(model)`):
+its size, crop, interpolation and normalization; a model that normalizes
+itself (`normalize_in_model`) gets pixels in [0, 255], never normalized
+twice. Every label is checked against `num_classes` as it is read: a
+label outside [0, num_classes) stops the pipeline with an error naming it
+(see `se_keras.data.errors`) instead of becoming an all-zero one-hot row.
+
 `train_dataset` is infinite: pass after pass over the (reshuffled) data,
 starting at any global step, so a resumed run sees exactly the batches it
 would have seen. `eval_dataset` is finite and, for distributed evaluation,
@@ -32,44 +39,11 @@ import tensorflow as tf
 from se_keras.data.augment import BatchAugmentation
 from se_keras.data.augment import CROPS
 from se_keras.data.augment import train_preprocess
+from se_keras.data.errors import checked_label
 from se_keras.data.preprocessing import decode_image
-from se_keras.data.preprocessing import eval_preprocess
-from se_keras.data.preprocessing import IMAGENET_MEAN
-from se_keras.data.preprocessing import IMAGENET_STD
 from se_keras.data.preprocessing import normalize
-
-
-@dataclasses.dataclass
-class Preprocessing:
-    """How a model is fed: the run-file contract's "preprocessing" entry.
-
-    Attributes:
-        size: input height and width.
-        crop_pct: eval center-crop fraction (timm's `crop_pct`).
-        mean, std: normalization of [0, 1] pixels.
-        interpolation: resize method.
-
-    Example:
-    >>> Preprocessing(size=32, crop_pct=1.0).to_dict()["size"]
-    32
-    """
-
-    size: int = 224
-    crop_pct: float = 0.875
-    mean: tuple = IMAGENET_MEAN
-    std: tuple = IMAGENET_STD
-    interpolation: str = "bilinear"
-
-    def to_dict(self):
-        return {"size": int(self.size), "crop_pct": float(self.crop_pct),
-                "mean": [float(m) for m in self.mean], "std": [float(s) for s in self.std],
-                "interpolation": self.interpolation}
-
-    @classmethod
-    def from_dict(cls, data):
-        return cls(size=int(data["size"]), crop_pct=float(data["crop_pct"]),
-                   mean=tuple(data["mean"]), std=tuple(data["std"]),
-                   interpolation=data.get("interpolation", "bilinear"))
+from se_keras.data.preprocessing import preprocess_image
+from se_keras.preprocessing import Preprocessing  # noqa: F401 - the pipelines' record
 
 
 @dataclasses.dataclass
@@ -121,6 +95,7 @@ def example_seed(seed, pass_index, key):
 
 def parse_train(element, num_classes, seed, preprocessing, augmentation):
     """One training example: random crop and flip; float32 pixels in [0, 255], one-hot label."""
+    label = checked_label(element["label"], num_classes)
     image = train_preprocess(
         element["image"],
         example_seed(seed, element["pass"], element["key"]),
@@ -132,20 +107,14 @@ def parse_train(element, num_classes, seed, preprocessing, augmentation):
         flip=augmentation.flip,
         interpolation=preprocessing.interpolation,
     )
-    return image, tf.one_hot(element["label"], num_classes, dtype=tf.float32)
+    return image, tf.one_hot(label, num_classes, dtype=tf.float32)
 
 
 def parse_eval(element, num_classes, preprocessing):
-    """One evaluation example through the shared `eval_preprocess` (normalized)."""
-    image = eval_preprocess(
-        decode_image(element["image"]),
-        size=preprocessing.size,
-        crop_pct=preprocessing.crop_pct,
-        mean=preprocessing.mean,
-        std=preprocessing.std,
-        interpolation=preprocessing.interpolation,
-    )
-    return image, tf.one_hot(element["label"], num_classes, dtype=tf.float32)
+    """One evaluation example through the shared `preprocess_image` (the model's record)."""
+    label = checked_label(element["label"], num_classes)
+    image = preprocess_image(decode_image(element["image"]), preprocessing)
+    return image, tf.one_hot(label, num_classes, dtype=tf.float32)
 
 
 def _context(input_context, global_batch_size):
@@ -191,7 +160,8 @@ def train_dataset(
         split: a `se_keras.data.sources` split.
         num_classes: width of the one-hot labels.
         global_batch_size: examples per step over all replicas.
-        preprocessing: a `Preprocessing` (size, normalization).
+        preprocessing: the model's `se_keras.Preprocessing` record (size,
+            interpolation, normalization unless the model normalizes).
         augmentation: an `Augmentation` (default: Inception crop + flip).
         input_context: `tf.distribute.InputContext`, or None for one process.
         seed: run seed; fixes the order and every augmentation.
@@ -205,7 +175,12 @@ def train_dataset(
 
     Returns:
         A `tf.data.Dataset` of `(images, one_hot_labels)`, float32, images
-        normalized, batches of the per-replica size.
+        normalized (pixels in [0, 255] for a model that normalizes itself),
+        batches of the per-replica size.
+
+    Raises:
+        ValueError: at once, for a split held in memory whose labels do not
+            fit `num_classes`; record sources fail at the first bad batch.
 
     Example:
     >>> from se_keras.data import get_source
@@ -217,6 +192,8 @@ def train_dataset(
     from se_keras.data.sources import ArraySplit
 
     augmentation = augmentation or Augmentation()
+    preprocessing = Preprocessing.from_dict(preprocessing)
+    check_split_labels(split, num_classes)
     num_workers, worker, worker_batch, per_replica = _context(input_context, global_batch_size)
     limit = None
     if steps_per_epoch and isinstance(split, ArraySplit):
@@ -266,9 +243,10 @@ def train_dataset(
 
         ds = ds.enumerate().map(augment, num_parallel_calls=tf.data.AUTOTUNE,
                                 deterministic=deterministic)
-    mean, std = preprocessing.mean, preprocessing.std
-    ds = ds.map(lambda images, labels: (normalize(images, mean, std), labels),
-                num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    if not preprocessing.normalize_in_model:
+        mean, std = preprocessing.mean, preprocessing.std
+        ds = ds.map(lambda images, labels: (normalize(images, mean, std), labels),
+                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     return ds.prefetch(tf.data.AUTOTUNE).with_options(_options(deterministic))
 
 
@@ -289,7 +267,7 @@ def eval_dataset(
         split: a `se_keras.data.sources` split.
         num_classes: width of the one-hot labels.
         global_batch_size: examples per step over all replicas.
-        preprocessing: a `Preprocessing`.
+        preprocessing: the model's `se_keras.Preprocessing` record.
         input_context: `tf.distribute.InputContext`, or None.
         pad: pad with zero-weight examples to whole global batches and
             yield `(images, labels, weights)`; without it the last batch is
@@ -308,6 +286,8 @@ def eval_dataset(
     >>> sum(int(w.numpy().sum()) for _, _, w in ds)
     364
     """
+    preprocessing = Preprocessing.from_dict(preprocessing)
+    check_split_labels(split, num_classes)
     num_workers, worker, worker_batch, per_replica = _context(input_context, global_batch_size)
     ds = split.dataset(num_workers=num_workers, worker=worker, shard_by="example")
     ds = ds.map(lambda element: parse_eval(element, num_classes, preprocessing),
@@ -326,6 +306,28 @@ def eval_dataset(
     else:
         ds = ds.batch(per_replica)
     return ds.prefetch(tf.data.AUTOTUNE).with_options(_options(deterministic))
+
+
+def check_split_labels(split, num_classes):
+    """Checks the labels of a split held in memory at once (record sources: as they are read).
+
+    Raises:
+        ValueError: naming the first label outside [0, num_classes).
+    """
+    import numpy as np
+
+    labels = getattr(split, "labels", None)
+    if labels is None or not len(labels):
+        return
+    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if bad.size:
+        index = int(bad[0])
+        where = split.paths[index] if getattr(split, "paths", None) else f"example {index}"
+        raise ValueError(
+            f"Label out of range in the {split.name} split ({where}, {bad.size} such "
+            f"example(s)): labels must be in [0, {num_classes}) for {num_classes} classes. "
+            f"Received: label={int(labels[index])}"
+        )
 
 
 def steps_for(num_examples, global_batch_size):

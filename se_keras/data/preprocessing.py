@@ -16,8 +16,8 @@ import tensorflow as tf
 
 from se_keras._constants import IMAGENET_MEAN
 from se_keras._constants import IMAGENET_STD
-
-INTERPOLATIONS = ("bilinear", "bicubic", "area", "nearest")
+from se_keras._constants import INTERPOLATIONS
+from se_keras.data.pil_resize import pil_resize
 
 
 def decode_image(image_bytes):
@@ -65,6 +65,10 @@ def normalize(image, mean=IMAGENET_MEAN, std=IMAGENET_STD):
     return (image - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
 
 
+# `eval_preprocess` has an argument of the same name.
+_normalize = normalize
+
+
 def eval_preprocess(
     image,
     size=224,
@@ -72,16 +76,28 @@ def eval_preprocess(
     mean=IMAGENET_MEAN,
     std=IMAGENET_STD,
     interpolation="bilinear",
+    normalize=True,
 ):
-    """Evaluation preprocessing of one image (timm's eval transform).
+    """Evaluation preprocessing of one image: timm's eval transform, bit for bit.
+
+    torchvision's `Resize(floor(size / crop_pct))` of the short side, with
+    PIL's resampling (`se_keras.data.pil_resize`, exact on uint8 pixels),
+    then `CenterCrop(size)`, then `ToTensor` and `Normalize`. On an image
+    decoded as PIL decodes it (`decode_image`), the output equals timm's
+    normalized tensor.
 
     Args:
-        image: uint8 (or [0, 255] float) tensor of shape (H, W, 3).
+        image: uint8 tensor of shape (H, W, 3). A float (or other integer)
+            image in [0, 255] is first rounded (halves to even) and clipped
+            to uint8, since PIL resizes uint8 pixels.
         size: output height and width.
         crop_pct: fraction of the resized short side kept by the center
             crop (timm's `crop_pct`; 1.0 resizes straight to `size`).
         mean, std: per-channel normalization of [0, 1] pixels.
-        interpolation: "bilinear", "bicubic", "area" or "nearest".
+        interpolation: PIL's resampling filter, as timm names it:
+            "bilinear", "bicubic", "nearest", "box", "hamming" or "lanczos".
+        normalize: apply `(x / 255 - mean) / std`; False returns the crop's
+            float32 pixels in [0, 255] (for a model that normalizes itself).
 
     Returns:
         float32 tensor of shape (size, size, 3).
@@ -99,6 +115,11 @@ def eval_preprocess(
     if not 0.0 < crop_pct <= 1.0:
         raise ValueError(f"`crop_pct` must be in (0, 1]. Received: crop_pct={crop_pct!r}")
     image = tf.convert_to_tensor(image)
+    if image.dtype != tf.uint8:
+        if image.dtype.is_floating:
+            image = tf.round(image)
+        image = tf.cast(tf.clip_by_value(image, tf.cast(0, image.dtype),
+                                         tf.cast(255, image.dtype)), tf.uint8)
     shape = tf.shape(image)
     height, width = tf.cast(shape[0], tf.float64), tf.cast(shape[1], tf.float64)
     target = resize_size(size, crop_pct)
@@ -110,17 +131,56 @@ def eval_preprocess(
     new_width = tf.cast(tf.math.floor(target * width / short), tf.int32)
     new_height = tf.where(height <= width, target, new_height)
     new_width = tf.where(width < height, target, new_width)
-    resized = tf.image.resize(
-        tf.cast(image, tf.float32), [new_height, new_width], method=interpolation, antialias=True
-    )
     # torchvision's CenterCrop: int(round((new - size) / 2)), ties to even.
+    # The short side is floor(size / crop_pct) >= size, so the crop fits.
     top = tf.cast(tf.math.round(tf.cast(new_height - size, tf.float64) / 2.0), tf.int32)
     left = tf.cast(tf.math.round(tf.cast(new_width - size, tf.float64) / 2.0), tf.int32)
-    cropped = tf.image.crop_to_bounding_box(resized, top, left, size, size)
-    cropped = tf.clip_by_value(cropped, 0.0, 255.0)
-    return normalize(cropped, mean, std)
+    # Only the crop's pixels are resampled: the same values as resizing the
+    # whole image and cropping, at about half the cost.
+    cropped = pil_resize(image, new_height, new_width, interpolation,
+                         crop_window=(top, left, size, size))
+    cropped.set_shape([size, size, None])
+    if not normalize:
+        return tf.cast(cropped, tf.float32)
+    return _normalize(cropped, mean, std)
 
 
 def eval_preprocess_bytes(image_bytes, **kwargs):
     """`eval_preprocess(decode_image(image_bytes), **kwargs)`."""
     return eval_preprocess(decode_image(image_bytes), **kwargs)
+
+
+def preprocess_image(image, preprocessing):
+    """One decoded image through a model's `Preprocessing` record: the shared eval path.
+
+    The record's size, crop and interpolation, then its normalization unless
+    the model normalizes itself (`normalize_in_model`: it then gets float32
+    pixels in [0, 255]). Evaluation, prediction, `inspect` and the serving
+    export all call this, so no path can normalize twice or forget to.
+
+    Args:
+        image: uint8 (or [0, 255] float) tensor of shape (H, W, 3).
+        preprocessing: the model's record (`se_keras.get_preprocessing(model)`)
+            or its dict.
+
+    Returns:
+        float32 tensor of shape (size, size, 3).
+
+    Example:
+    >>> from se_keras.preprocessing import Preprocessing
+    >>> x = preprocess_image(tf.zeros((40, 30, 3), tf.uint8), Preprocessing(size=16))
+    >>> tuple(x.shape)
+    (16, 16, 3)
+    """
+    from se_keras.preprocessing import Preprocessing
+
+    record = Preprocessing.from_dict(preprocessing)
+    return eval_preprocess(
+        image,
+        size=record.size,
+        crop_pct=record.crop_pct,
+        mean=record.mean,
+        std=record.std,
+        interpolation=record.interpolation,
+        normalize=not record.normalize_in_model,
+    )

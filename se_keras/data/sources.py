@@ -35,7 +35,6 @@ Example:
 
 import functools
 import glob
-import json
 import logging
 import math
 import os
@@ -181,6 +180,29 @@ class ArraySplit(Split):
             images=None if self.images is None else [self.images[i] for i in indices],
         )
 
+    def find_undecodable(self):
+        """The examples TensorFlow cannot decode: file paths, or "example N" for bytes.
+
+        Called after a decoding error stopped a pipeline, to name the file;
+        decodes every example once (in parallel), so it costs one pass.
+        """
+        from se_keras.data.preprocessing import decode_image
+
+        data = self.paths if self.paths is not None else self.images
+        ds = tf.data.Dataset.from_tensor_slices(tf.range(len(data), dtype=tf.int64))
+        from_files = self.paths is not None
+        tensor = tf.constant(data, tf.string)
+
+        def decode(index):
+            item = tf.gather(tensor, index)
+            image = decode_image(tf.io.read_file(item) if from_files else item)
+            return index, tf.shape(image)[0]
+
+        good = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
+        decoded = {int(i) for i, _ in good.as_numpy_iterator()}
+        bad = [i for i in range(len(data)) if i not in decoded]
+        return [self.paths[i] if from_files else f"example {i}" for i in bad]
+
     def in_memory(self):
         """A copy that holds the encoded files in memory (the `cache` option)."""
         if self.paths is None:
@@ -217,6 +239,34 @@ def parse_example(serialized, label_offset=0):
     return features[FEATURE_IMAGE], label
 
 
+def _checked_records(filename, expected):
+    """The records of one shard, checking at its end that there were `expected` (-1: any).
+
+    `dataset_info.json` records each shard's length, which resuming and
+    sharding rely on; a shard truncated at a record boundary reads without
+    any error, so the count is checked as the shard is read, at no cost.
+    """
+    from se_keras.data.errors import SHARD_TAG
+
+    records = tf.data.TFRecordDataset(filename).map(lambda r: (r, False))
+    marked = records.concatenate(tf.data.Dataset.from_tensors((tf.constant(b""), True)))
+
+    def count(n, item):
+        record, is_end = item
+        ok = tf.logical_or(
+            tf.logical_not(is_end), tf.logical_or(expected < 0, tf.equal(n, expected))
+        )
+        check = tf.debugging.Assert(
+            ok, [SHARD_TAG, filename, "holds", n, "records; dataset_info.json says", expected],
+        )
+        with tf.control_dependencies([check]):
+            return n + 1, (tf.identity(record), is_end)
+
+    return (marked.scan(tf.constant(0, tf.int64), count)
+            .filter(lambda record, is_end: tf.logical_not(is_end))
+            .map(lambda record, is_end: record))
+
+
 class TFRecordSplit(Split):
     """Sharded TFRecord files of `tf.train.Example`s in the ImageNet layout."""
 
@@ -237,14 +287,31 @@ class TFRecordSplit(Split):
 
     def _records(self, files, pass_index, shuffle, seed, deterministic_order=True):
         files_t = tf.constant(files, tf.string)
+        # -1: no length recorded for the file (nothing to check).
+        lengths = [int((self.shard_lengths or {}).get(f, -1)) for f in files]
+        lengths_t = tf.constant(lengths, tf.int64)
         if shuffle:
-            files_t = tf.gather(files_t, _shuffle_indices(len(files), seed, pass_index))
-        ds = tf.data.Dataset.from_tensor_slices(files_t)
+            order = _shuffle_indices(len(files), seed, pass_index)
+            files_t, lengths_t = tf.gather(files_t, order), tf.gather(lengths_t, order)
+        ds = tf.data.Dataset.from_tensor_slices((files_t, lengths_t))
         return ds.interleave(
-            tf.data.TFRecordDataset,
+            _checked_records,
             cycle_length=min(16, len(files)),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
+
+    def find_damaged_files(self):
+        """The shards that cannot be read to the end (truncated mid-record, corrupt).
+
+        Called after a `DataLossError`, which does not say which file it was.
+        """
+        damaged = []
+        for name in self.files:
+            try:
+                tf.data.TFRecordDataset(name).reduce(np.int64(0), lambda c, _: c + 1)
+            except (tf.errors.DataLossError, tf.errors.OutOfRangeError):
+                damaged.append(name)
+        return damaged
 
     def dataset(
         self, *, pass_index=0, shuffle=False, seed=0, num_workers=1, worker=0, limit=None,
@@ -595,6 +662,14 @@ def list_image_folder(root, skip_bad_files=False, verify_images=False):
                 labels.append(label)
     if not paths:
         raise ValueError(f"No images in the class subfolders. Received: folder={str(root)!r}")
+    if len(class_names) < 2:
+        # One class trains to 100% accuracy on nothing; usually the folder
+        # given is one level too deep (photos/cat instead of photos).
+        raise ValueError(
+            "An image folder needs at least 2 class subfolders; this one has only "
+            f"{class_names[0]!r}. Point it at the folder above the class folders. "
+            f"Received: folder={str(root)!r}"
+        )
     if skipped:
         log.warning("Skipped %d bad file(s) in %s.", len(skipped), root)
     return paths, np.asarray(labels, np.int32), class_names
@@ -660,11 +735,12 @@ def folder_source(path, val_split="auto", skip_bad_files=False, verify_images=Fa
 
 def read_dataset_info(directory):
     """The `dataset_info.json` that `write_tfrecords` leaves beside the shards, or {}."""
+    from se_keras._files import read_json
+
     path = pathlib.Path(directory) / DATASET_INFO
     if not path.exists():
         return {}
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return read_json(path, "TFRecord metadata (write the TFRecords again or delete it)", "data")
 
 
 def tfrecord_source(path, val_split="auto", num_classes=None, label_offset=None,

@@ -19,16 +19,20 @@ Signatures (stable keys; the REST API returns the output keys as written):
     serving_default   inputs:  images       string  [batch]  JPEG/PNG/GIF/BMP/WebP bytes,
                                                              any size (REST: {"b64": ...})
     preprocessed      inputs:  pixels       float32 [batch, size, size, 3]
-                                                             `eval_preprocess` output
+                                                             `preprocess_image` output
+                                                             (other sizes are refused)
     both              outputs: probabilities        float32 [batch, classes]
                                top_k_classes        int32   [batch, k]  best first
                                top_k_probabilities  float32 [batch, k]
                                top_k_labels         string  [batch, k]  (with labels only)
 
 `serving_default` runs `se_keras.data.preprocessing.decode_image` and
-`eval_preprocess` in the graph, so a served prediction equals
-`model(eval_preprocess(decode_image(bytes)))`; the export checks this on
-its warm-up images before the version is renamed into place.
+`preprocess_image` with the model's own preprocessing record
+(`se_keras.get_preprocessing`) in the graph, so a served prediction equals
+`model(preprocess_image(decode_image(bytes), record))`; the export checks
+this on its warm-up images before the version is renamed into place. A
+model that normalizes itself (`normalize_in_model`) gets the crop's raw
+[0, 255] pixels on both signatures, never normalized twice.
 """
 
 import json
@@ -49,7 +53,6 @@ TOP_K_CLASSES = "top_k_classes"
 TOP_K_PROBABILITIES = "top_k_probabilities"
 TOP_K_LABELS = "top_k_labels"
 METADATA_FILE = "se_keras_export.json"
-PREPROCESSING_KEYS = ("size", "crop_pct", "mean", "std", "interpolation")
 # The largest difference between the served and the Keras probabilities
 # that the export accepts: both run the same float32 kernels on the same
 # pixels, so anything above rounding noise is a bug.
@@ -90,79 +93,59 @@ def _num_classes(model):
 
 
 def resolve_preprocessing(model, preprocessing=None):
-    """The eval preprocessing of an export: user values, then the weights', then defaults.
+    """The `se_keras.Preprocessing` record an export serves with: the model's, then overrides.
 
-    Defaults: the model's static input size (224 when it has none),
-    `crop_pct=0.875`, ImageNet mean and std, bilinear resizing; a model
-    loaded with pretrained weights brings its checkpoint's values
-    (`model.pretrained`).
+    The model's own record (`se_keras.get_preprocessing`) is the default; a
+    model without one (built by other code) needs `preprocessing` with at
+    least the values that differ from the defaults, as there is no way to
+    know how it was trained. Overrides cannot change what the graph does:
+    `normalize_in_model`, and mean and std of a model that normalizes
+    itself, are refused.
 
     Args:
         model: the Keras model.
-        preprocessing: optional dict with any of "size", "crop_pct",
-            "mean", "std", "interpolation" (a training run's
-            config["preprocessing"] fits).
+        preprocessing: None, a `Preprocessing` or a dict of its fields
+            (a training run's config["preprocessing"] fits).
 
     Returns:
-        A dict with all five keys.
+        A `Preprocessing`.
 
     Example:
     >>> from se_keras.applications import SEResNet20
-    >>> resolve_preprocessing(SEResNet20(), {"crop_pct": 1.0})["size"]
+    >>> resolve_preprocessing(SEResNet20(), {"interpolation": "bicubic"}).size
     32
     """
-    from se_keras.data.preprocessing import IMAGENET_MEAN
-    from se_keras.data.preprocessing import IMAGENET_STD
+    from se_keras.preprocessing import Preprocessing
+    from se_keras.preprocessing import check_size
+    from se_keras.preprocessing import get_preprocessing
+    from se_keras.preprocessing import overrides_of
 
-    preprocessing = dict(preprocessing or {})
-    unknown = sorted(set(preprocessing) - set(PREPROCESSING_KEYS))
-    if unknown:
-        raise ValueError(
-            f"`preprocessing` takes the keys {', '.join(PREPROCESSING_KEYS)}. "
-            f"Received: preprocessing={preprocessing!r}"
-        )
-    resolved = dict(
-        size=None, crop_pct=0.875, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-        interpolation="bilinear",
-    )
-    pretrained = getattr(model, "pretrained", None) or {}
-    if not pretrained and not preprocessing:
-        # `model.pretrained` does not survive a .keras round trip: say which
-        # defaults the export falls back to rather than guess silently.
-        warnings.warn(
-            "The model records no preprocessing (`model.pretrained`) and none was "
-            "given: exporting with ImageNet mean/std, crop_pct 0.875, bilinear. "
-            "Pass `preprocessing=` to export_for_serving (or --crop-pct/--mean/--std) "
-            "if the model was trained otherwise.",
-            stacklevel=2,
-        )
-    for key, source in (("size", "input_size"), ("crop_pct", "crop_pct"), ("mean", "mean"),
-                        ("std", "std"), ("interpolation", "interpolation")):
-        if pretrained.get(source) is not None:
-            resolved[key] = pretrained[source]
+    overrides = overrides_of(preprocessing)
     model_size = _input_spatial_size(model)
-    if model_size is not None:
-        # A model built at a test size other than its training size serves
-        # at the size it was built for.
-        resolved["size"] = model_size
-    resolved.update({k: v for k, v in preprocessing.items() if v is not None})
-    if resolved["size"] is None:
-        resolved["size"] = 224
-    if model_size is not None and resolved["size"] != model_size:
+    try:
+        record = get_preprocessing(model)
+    except ValueError:
+        if not overrides:
+            raise
+        # No record and the caller says how to feed it: defaults + overrides.
+        record = Preprocessing(size=model_size or overrides.get("size") or 224)
+    for key in ("normalize_in_model", "mean", "std"):
+        if key in overrides and record.normalize_in_model and (
+            Preprocessing.from_dict({**record.to_dict(), key: overrides[key]}) != record
+        ):
+            raise ValueError(
+                "The model normalizes inside its graph with its own record's mean and std; "
+                f"an export cannot change `{key}`. Build the model again instead. "
+                f"Received: {key}={overrides[key]!r}"
+            )
+    if overrides.get("normalize_in_model") and not record.normalize_in_model:
         raise ValueError(
-            f"The preprocessing size must equal the model's input size {model_size}. "
-            f"Received: size={resolved['size']}"
+            "The model does not normalize inside its graph; `normalize_in_model` cannot be "
+            f"switched on by an export. Received: normalize_in_model={overrides['normalize_in_model']!r}"
         )
-    for key in ("mean", "std"):
-        value = tuple(float(v) for v in resolved[key])
-        if len(value) != 3:
-            raise ValueError(f"`{key}` needs one value per RGB channel. Received: {key}={value}")
-        resolved[key] = value
-    if isinstance(resolved["size"], (tuple, list)):
-        resolved["size"] = resolved["size"][-1]
-    resolved["size"] = int(resolved["size"])
-    resolved["crop_pct"] = float(resolved["crop_pct"])
-    return resolved
+    record = record.replace(**overrides)
+    check_size(record, model_size)
+    return record
 
 
 def _float32_config(config):
@@ -231,9 +214,6 @@ def float32_model(model):
         )
     for target, source in zip(clone.weights, model.weights):
         target.assign(np.asarray(keras.ops.convert_to_numpy(source), dtype=target.dtype))
-    for attribute in ("pretrained", "se_keras_config"):
-        if hasattr(model, attribute):
-            setattr(clone, attribute, getattr(model, attribute))
     return clone
 
 
@@ -349,17 +329,18 @@ def preprocess_images(images, preprocessing):
     Exactly the ops that `serving_default` runs in its graph, run eagerly.
 
     Example:
-    >>> batch = preprocess_images(default_warmup_images(32), {  # doctest: +SKIP
-    ...     "size": 32, "crop_pct": 1.0, "mean": (0.5,) * 3, "std": (0.5,) * 3,
-    ...     "interpolation": "bilinear"})
+    >>> from se_keras.preprocessing import Preprocessing
+    >>> batch = preprocess_images(default_warmup_images(32), Preprocessing(size=32))
+    >>> batch.shape
+    (2, 32, 32, 3)
     """
     import tensorflow as tf
 
     from se_keras.data.preprocessing import decode_image
-    from se_keras.data.preprocessing import eval_preprocess
+    from se_keras.data.preprocessing import preprocess_image
 
     return tf.stack(
-        [eval_preprocess(decode_image(tf.constant(b)), **preprocessing) for b in images]
+        [preprocess_image(decode_image(tf.constant(b)), preprocessing) for b in images]
     ).numpy()
 
 
@@ -367,9 +348,9 @@ def _serving_functions(model, preprocessing, labels, top_k, logits):
     import tensorflow as tf
 
     from se_keras.data.preprocessing import decode_image
-    from se_keras.data.preprocessing import eval_preprocess
+    from se_keras.data.preprocessing import preprocess_image
 
-    size = preprocessing["size"]
+    size = preprocessing.size
     pixel_spec = tf.TensorSpec((size, size, 3), tf.float32)
 
     def predict(pixels):
@@ -393,13 +374,21 @@ def _serving_functions(model, preprocessing, labels, top_k, logits):
     predict = tf.function(predict, input_signature=[pixels_spec], autograph=False)
 
     def preprocess_one(image_bytes):
-        return eval_preprocess(decode_image(image_bytes), **preprocessing)
+        return preprocess_image(decode_image(image_bytes), preprocessing)
 
     def serve_images(images):
         pixels = tf.map_fn(preprocess_one, images, fn_output_signature=pixel_spec)
         return predict(pixels)
 
     def serve_pixels(pixels):
+        # A SavedModel signature does not enforce its declared shape: pixels
+        # of another size would reach the model, whose graph was traced for
+        # this one. Refuse them with a message a REST client can read.
+        tf.debugging.assert_equal(
+            tf.shape(pixels)[1:], tf.constant([size, size, 3]),
+            message=f"`pixels` must have shape [batch, {size}, {size}, 3] (the output of "
+                    "the model's eval preprocessing); received another shape",
+        )
         return predict(pixels)
 
     return (
@@ -461,11 +450,13 @@ def export_for_serving(
     `top_k_labels` (see the module docstring for shapes and dtypes).
 
     Args:
-        model: a single-input, single-output Keras image classifier.
+        model: a single-input, single-output Keras image classifier; its
+            preprocessing record (`se_keras.get_preprocessing`) is served.
         export_base: the model's folder; TF Serving's `--model_base_path`.
         version: integer version; defaults to the next one in `export_base`.
-        preprocessing: dict overriding any of "size", "crop_pct", "mean",
-            "std", "interpolation" (see `resolve_preprocessing`).
+        preprocessing: fields of the record to override (a dict or a
+            `Preprocessing`; see `resolve_preprocessing`), or the whole
+            record for a model that carries none.
         labels: class names for `top_k_labels`; None gives ImageNet's
             names to 1000-class models and no labels to others; False none.
         top_k: how many classes the top-k outputs hold (at most all).
@@ -513,7 +504,7 @@ def export_for_serving(
     logits = _output_is_logits(model, output)
     top_k = min(top_k, num_classes)
     if warmup_images is None:
-        warmup_images = default_warmup_images(preprocessing["size"])
+        warmup_images = default_warmup_images(preprocessing.size)
     warmup_images = [bytes(b) for b in warmup_images]
 
     base = pathlib.Path(export_base)
@@ -556,15 +547,18 @@ def export_for_serving(
             "num_classes": num_classes,
             "served_dtype_policies": sorted({l.dtype_policy.name for l in served.layers}),
             "source_dtype_policies": policies,
-            "preprocessing": preprocessing,
+            "preprocessing": preprocessing.to_dict(),
             "output": "logits (softmax added)" if logits else "probabilities",
             "top_k": top_k,
             "has_labels": labels is not None,
             "signatures": {
                 SERVING_SIGNATURE: {"inputs": {IMAGES_INPUT: "string [batch]"}},
                 PIXELS_SIGNATURE: {
-                    "inputs": {PIXELS_INPUT: f"float32 [batch, {preprocessing['size']}, "
-                                             f"{preprocessing['size']}, 3]"}
+                    "inputs": {PIXELS_INPUT: f"float32 [batch, {preprocessing.size}, "
+                                             f"{preprocessing.size}, 3], "
+                                             + ("raw RGB in [0, 255] (the model normalizes)"
+                                                if preprocessing.normalize_in_model
+                                                else "normalized RGB")}
                 },
                 "outputs": {
                     PROBABILITIES: f"float32 [batch, {num_classes}]",
@@ -584,7 +578,7 @@ def export_for_serving(
     if verbose:
         print(
             f"wrote {final} (signatures {SERVING_SIGNATURE}, {PIXELS_SIGNATURE}; "
-            f"size {preprocessing['size']}, {num_classes} classes"
+            f"size {preprocessing.size}, {num_classes} classes"
             + (f", max |served - keras| = {difference:.2g}" if difference is not None else "")
             + ")"
         )

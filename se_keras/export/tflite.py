@@ -2,7 +2,8 @@
 
 The TFLite model takes what the `preprocessed` serving signature takes:
 float32 pixels of shape (batch, size, size, 3) that went through
-`se_keras.data.preprocessing.eval_preprocess`, and returns the model's
+`se_keras.data.preprocessing.preprocess_image` with the model's record
+(raw [0, 255] pixels for a model that normalizes itself), and returns the model's
 probabilities. Decoding and resizing stay with the app (mobile platforms
 have their own image decoders). The preprocessing to apply is written
 beside the model as `<name>.preprocessing.json`.
@@ -53,7 +54,7 @@ def export_tflite(model, path, *, quantize=None, preprocessing=None, keep_dtype=
         )
     preprocessing = resolve_preprocessing(model, preprocessing)
     served = model if keep_dtype else float32_model(model)
-    size = preprocessing["size"]
+    size = preprocessing.size
     kwargs = {"optimizations": [tf.lite.Optimize.DEFAULT]} if quantize == "dynamic" else {}
     with atomic_path(path, suffix=".tflite") as tmp:
         served.export(
@@ -67,6 +68,7 @@ def export_tflite(model, path, *, quantize=None, preprocessing=None, keep_dtype=
     write_json_atomically(
         path.with_name(f"{path.stem}.preprocessing.json"),
         {"input": f"float32 [batch, {size}, {size}, 3] after eval_preprocess",
-         "output": "probabilities", "quantize": quantize, "preprocessing": preprocessing},
+         "output": "probabilities", "quantize": quantize,
+         "preprocessing": preprocessing.to_dict()},
     )
     return path

@@ -23,10 +23,13 @@ import os
 import pathlib
 import typing
 
+from se_keras._constants import INTERPOLATIONS
+
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("auto", "float32", "mixed", "mixed_float16", "mixed_bfloat16")
 SCHEDULES = ("step", "cosine", "constant")
 OPTIMIZERS = ("sgd", "adamw")
+WEIGHT_DECAY_MODES = ("coupled", "decoupled")
 
 
 @dataclasses.dataclass
@@ -40,7 +43,8 @@ class TrainConfig:
             head must then have the checkpoint's classes.
         image_size: input height and width.
         crop_pct: eval center-crop fraction.
-        interpolation: resize method.
+        interpolation: resize filter (PIL's, as timm names them); None
+            takes the initial weights' (bilinear without weights).
         sync_batchnorm: BatchNorm statistics over the global batch (all
             replicas) instead of each replica's share.
 
@@ -78,8 +82,17 @@ class TrainConfig:
             `batch_size` (Goyal et al. 2017).
         lr_batch_size: the batch size that `lr` is given for.
         momentum, nesterov: SGD momentum.
-        weight_decay: decoupled weight decay (Keras optimizers'
-            `weight_decay`; for plain SGD the same as L2 regularization).
+        weight_decay: the weight decay coefficient; what it means depends
+            on `weight_decay_mode`.
+        weight_decay_mode: "coupled" (SGD only): L2, `weight_decay * w`
+            added to the gradient before momentum, as in the paper's Caffe
+            recipe, PyTorch and timm; "decoupled": `w -= lr * weight_decay
+            * w` outside the momentum (Keras' `weight_decay`; AdamW always
+            decouples). With momentum 0.9 coupled decay acts about 10x
+            stronger than decoupled decay of the same value.
+        decay_bn_and_bias: also decay BatchNorm parameters and biases
+            (every variable of rank <= 1); false is timm's default
+            (`filter_bias_and_bn`) and "Bag of Tricks"' no-bias-decay.
         schedule: "step", "cosine" or "constant".
         lr_boundaries: for "step", fractions of training where the rate
             is multiplied by `lr_decay`.
@@ -124,7 +137,7 @@ class TrainConfig:
     weights: typing.Optional[str] = None
     image_size: int = 16
     crop_pct: float = 1.0
-    interpolation: str = "bilinear"
+    interpolation: typing.Optional[str] = None
     sync_batchnorm: bool = False
     # Data
     data: str = "digits"
@@ -159,6 +172,8 @@ class TrainConfig:
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 5e-4
+    weight_decay_mode: str = "coupled"
+    decay_bn_and_bias: bool = True
     schedule: str = "cosine"
     lr_boundaries: list = dataclasses.field(default_factory=lambda: [0.3, 0.6, 0.9])
     lr_decay: float = 0.1
@@ -197,7 +212,8 @@ class TrainConfig:
         """Checks the options' values; raises ValueError naming the bad one."""
         choices = {"strategy": STRATEGIES, "precision": PRECISIONS, "schedule": SCHEDULES,
                    "optimizer": OPTIMIZERS, "crop": ("inception", "pad", "resize"),
-                   "interpolation": ("bilinear", "bicubic", "area", "nearest")}
+                   "interpolation": (None, *INTERPOLATIONS),
+                   "weight_decay_mode": WEIGHT_DECAY_MODES}
         for field, allowed in choices.items():
             value = getattr(self, field)
             if value not in allowed:
@@ -238,10 +254,22 @@ class TrainConfig:
                 "`lr_boundaries` must be increasing fractions of training in (0, 1). "
                 f"Received: lr_boundaries={self.lr_boundaries}"
             )
-        if self.warmup_epochs < 0 or self.warmup_epochs >= self.epochs:
+        # A warmup as long as the run or longer is shortened by the trainer
+        # (with a note), so that `--epochs 1` works with any recipe.
+        if self.warmup_epochs < 0:
             raise ValueError(
-                "`warmup_epochs` must be in [0, epochs). "
-                f"Received: warmup_epochs={self.warmup_epochs}"
+                f"`warmup_epochs` must be >= 0. Received: warmup_epochs={self.warmup_epochs}"
+            )
+        if self.weight_decay < 0:
+            raise ValueError(
+                f"`weight_decay` must be >= 0. Received: weight_decay={self.weight_decay}"
+            )
+        if self.optimizer == "adamw" and self.weight_decay_mode == "coupled" and \
+                self.weight_decay:
+            raise ValueError(
+                "AdamW decays decoupled by definition; use weight_decay_mode='decoupled' "
+                "(--weight-decay-mode decoupled) with it. "
+                f"Received: weight_decay_mode={self.weight_decay_mode!r}"
             )
         if not isinstance(self.model_kwargs, dict):
             raise ValueError(
@@ -257,33 +285,39 @@ RECIPES = {
     "default": {},
     # The paper (Hu et al., Sec. 6.1): synchronous SGD with momentum 0.9,
     # lr 0.6 at batch 1024, divided by 10 every 30 epochs, 100 epochs,
-    # random-size crops of 224 and flips, weight decay 1e-4 (Caffe's L2).
+    # random-size crops of 224 and flips; weight decay 1e-4 as L2 on every
+    # parameter (the authors' Caffe solver, as torch.optim.SGD does it).
     "paper": dict(
         model="SEResNet50", data="tfds:imagenet2012", image_size=224, crop_pct=0.875,
         crop="inception", area_min=0.08, flip=True, label_smoothing=0.0,
         batch_size=1024, epochs=100, optimizer="sgd", lr=0.6, lr_batch_size=1024,
-        momentum=0.9, nesterov=False, weight_decay=1e-4, schedule="step",
+        momentum=0.9, nesterov=False, weight_decay=1e-4, weight_decay_mode="coupled",
+        decay_bn_and_bias=True, schedule="step",
         lr_boundaries=[0.3, 0.6, 0.9], lr_decay=0.1, warmup_epochs=0.0,
         checkpoint_every_steps=5000, eval_every_epochs=1, log_every_steps=100,
     ),
-    # A modern ImageNet recipe ("Bag of Tricks", He et al. 2019): linear
-    # warmup, cosine decay, label smoothing 0.1, Nesterov momentum.
+    # A modern ImageNet recipe ("Bag of Tricks", He et al. 2019): lr 0.1 per
+    # 256 images, 5-epoch linear warmup, cosine decay, label smoothing 0.1,
+    # Nesterov momentum, L2 weight decay 1e-4 on weights only (no decay of
+    # biases and BatchNorm parameters, also timm's default).
     "modern": dict(
         model="SEResNet50", data="tfds:imagenet2012", image_size=224, crop_pct=0.875,
         crop="inception", area_min=0.08, flip=True, label_smoothing=0.1,
         batch_size=1024, epochs=100, optimizer="sgd", lr=0.4, lr_batch_size=1024,
-        momentum=0.9, nesterov=True, weight_decay=5e-5, schedule="cosine",
+        momentum=0.9, nesterov=True, weight_decay=1e-4, weight_decay_mode="coupled",
+        decay_bn_and_bias=False, schedule="cosine",
         warmup_epochs=5.0, checkpoint_every_steps=5000, eval_every_epochs=1,
         log_every_steps=100,
     ),
     # CIFAR (He et al. 2016, as in the paper's CIFAR tables): pad-4 crops
-    # and flips, SGD 0.1 at batch 128, weight decay 1e-4, divided by 10 at
-    # 50% and 75% of training (~164 epochs).
+    # and flips, SGD 0.1 at batch 128, L2 weight decay 1e-4, divided by 10
+    # at 50% and 75% of training (32k and 48k of 64k iterations, ~164 epochs).
     "cifar": dict(
         model="SEResNet20", data="tfds:cifar10", image_size=32, crop_pct=1.0,
         crop="pad", padding=4, flip=True, label_smoothing=0.0,
         batch_size=128, epochs=164, optimizer="sgd", lr=0.1, lr_batch_size=128,
-        momentum=0.9, nesterov=False, weight_decay=1e-4, schedule="step",
+        momentum=0.9, nesterov=False, weight_decay=1e-4, weight_decay_mode="coupled",
+        decay_bn_and_bias=True, schedule="step",
         lr_boundaries=[0.5, 0.75], lr_decay=0.1, warmup_epochs=0.0,
         cache=True, checkpoint_every_steps=1000, log_every_steps=50,
     ),
@@ -321,19 +355,33 @@ def parse_value(field, text):
         if text.lower() in ("0", "false", "no", "off"):
             return False
         raise ValueError(f"`{field}` takes true or false. Received: {field}={text!r}")
-    if kind is int:
-        return int(text)
-    if kind is float:
-        return float(text)
-    if kind is list:
-        text = text.strip()
-        return json.loads(text) if text.startswith("[") else [
-            float(v) for v in text.split(",") if v.strip()
-        ]
+    flag = "--" + field.replace("_", "-")
+    try:
+        if kind is int:
+            return int(text)
+        if kind is float:
+            return float(text)
+        if kind is list:
+            text = text.strip()
+            return json.loads(text) if text.startswith("[") else [
+                float(v) for v in text.split(",") if v.strip()
+            ]
+    except ValueError as error:
+        wanted = {int: "an integer", float: "a number"}.get(kind, "a comma-separated list "
+                                                             "of numbers")
+        raise ValueError(
+            f"`{field}` ({flag}) takes {wanted}. Received: {field}={text!r}"
+        ) from error
     if kind is dict:
         text = text.strip()
         if text.startswith("{"):
-            return json.loads(text)
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError as error:
+                raise ValueError(
+                    f"`{field}` ({flag}) takes key=value pairs or a JSON object ({error}). "
+                    f"Received: {field}={text!r}"
+                ) from error
         result = {}
         for item in filter(None, (t.strip() for t in text.split(","))):
             key, sep, value = item.partition("=")
@@ -359,8 +407,12 @@ def load_recipe(recipe):
         return dict(RECIPES[recipe])
     path = pathlib.Path(os.path.expanduser(str(recipe)))
     if path.suffix == ".json" and path.exists():
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+        from se_keras._files import read_json
+
+        data = read_json(path, "recipe file", "recipe")
+        if not isinstance(data, dict):
+            raise ValueError(f"The recipe file {path} must hold a JSON object. "
+                             f"Received: recipe={recipe!r}")
         return dict(data.get("train", data))
     raise ValueError(
         f"Unknown recipe; known recipes: {', '.join(RECIPES)}, or a .json file of "

@@ -6,7 +6,12 @@ Example:
 0.97
 """
 
+import collections
 import pathlib
+
+# One answer of `predict_images`: `top` is None and `error` says why for an
+# image that could not be read.
+Prediction = collections.namedtuple("Prediction", ["path", "top", "error"])
 
 
 def _top_k(probs, k):
@@ -39,9 +44,10 @@ def evaluate_run(run_dir, data=None, split="validation", batch_size=128, data_di
     import numpy as np
     import tensorflow as tf
 
+    from se_keras.data import errors as data_errors
     from se_keras.data import eval_dataset
     from se_keras.data import get_source
-    from se_keras.data import Preprocessing
+    from se_keras.preprocessing import get_preprocessing
     from se_keras.training.run_files import restore_model
 
     model, config = restore_model(run_dir)
@@ -66,9 +72,8 @@ def evaluate_run(run_dir, data=None, split="validation", batch_size=128, data_di
     if chosen is None:
         raise ValueError(f"The dataset has no validation split. Received: data={spec!r}, "
                          f"val_split={val_split!r}")
-    preprocessing = Preprocessing.from_dict(config["preprocessing"])
     ds = eval_dataset(chosen, num_classes=source.num_classes, global_batch_size=batch_size,
-                      preprocessing=preprocessing, pad=False)
+                      preprocessing=get_preprocessing(model), pad=False)
     if limit:
         ds = ds.take(limit)
     k = min(5, source.num_classes)
@@ -84,43 +89,85 @@ def evaluate_run(run_dir, data=None, split="validation", batch_size=128, data_di
                 tf.reduce_sum(tf.cast(top5, tf.float32)), tf.shape(labels)[0])
 
     totals = np.zeros(4)
-    for images, labels in ds:
-        totals += np.array([float(v) for v in step(images, labels)])
+    try:
+        for images, labels in ds:
+            totals += np.array([float(v) for v in step(images, labels)])
+    except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as error:
+        explained = data_errors.explain(error, chosen)
+        if explained is None:
+            raise
+        raise explained from error
     n = max(totals[3], 1)
     return {"top1": totals[1] / n, "top5": totals[2] / n, "loss": totals[0] / n,
             "examples": int(totals[3]), "split": split, "data": spec}
 
 
+def image_files(paths):
+    """`paths` with every folder replaced by the image files in it (recursively, sorted).
+
+    Example:
+    >>> image_files(["photos/"])  # doctest: +SKIP
+    ['photos/cat.jpg', 'photos/dog.png']
+    """
+    from se_keras.data.sources import IMAGE_EXTENSIONS
+
+    files = []
+    for path in map(pathlib.Path, paths):
+        if path.is_dir():
+            found = sorted(
+                p for p in path.rglob("*")
+                if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+            if not found:
+                raise ValueError(
+                    f"No image files ({', '.join(IMAGE_EXTENSIONS)}) in the folder. "
+                    f"Received: image={str(path)!r}"
+                )
+            files.extend(found)
+        else:
+            files.append(path)
+    return files
+
+
 def predict_images(paths, run_dir=None, model=None, weights="imagenet", top=5):
     """Top-k classes of image files, from a run or a pretrained model.
 
+    Each image goes through the model's own preprocessing record
+    (`se_keras.get_preprocessing`) and the shared `preprocess_image`.
+
     Args:
-        paths: image files (JPEG, PNG, GIF, BMP).
-        run_dir: a training run (its latest checkpoint, preprocessing and
+        paths: image files (JPEG, PNG, GIF, BMP) or folders of them.
+        run_dir: a training run (its newest intact checkpoint, record and
             class names), or None to use `model`.
-        model: a builder name (e.g. "SEResNet50") with `weights`, when no
-            `run_dir` is given.
-        weights: the pretrained weights for `model`.
+        model: a builder name (e.g. "SEResNet50") with `weights`, or a
+            `keras.Model` carrying a record, when no `run_dir` is given.
+        weights: the pretrained weights for a builder name.
         top: how many classes per image.
 
     Returns:
-        A list of `(path, [(class name, probability), ...])`, best first.
+        A list of `Prediction(path, top, error)`, one per image in order:
+        `top` is `[(class name, probability), ...]`, best first, and
+        `error` None; for a missing or undecodable file `top` is None and
+        `error` says what is wrong, so one bad file does not hide the
+        answers for the others.
 
     Example:
     >>> predict_images(["cat.jpg"], model="SEResNet50")  # doctest: +SKIP
-    [('cat.jpg', [('tabby', 0.61), ...])]
+    [Prediction(path='cat.jpg', top=[('tabby', 0.61), ...], error=None)]
     """
     import numpy as np
     import tensorflow as tf
 
-    from se_keras.data import eval_preprocess_bytes
-    from se_keras.data import Preprocessing
+    from se_keras.data import decode_image
+    from se_keras.data import preprocess_image
+    from se_keras.preprocessing import get_preprocessing
 
+    files = image_files(paths)
     if run_dir is not None:
         from se_keras.training.run_files import restore_model
 
         net, config = restore_model(run_dir)
-        preprocessing = Preprocessing.from_dict(config["preprocessing"])
         class_names = list(config["class_names"])
     else:
         if model is None:
@@ -129,36 +176,28 @@ def predict_images(paths, run_dir=None, model=None, weights="imagenet", top=5):
         from se_keras.applications import get_builder
         from se_keras.applications import imagenet_class_names
 
-        net = get_builder(model)(weights=weights)
-        info = getattr(net, "pretrained", None) or {}
-        size = info.get("input_size") or net.input_shape[1] or 224
-        size = size[-1] if isinstance(size, (tuple, list)) else size
-        preprocessing = Preprocessing(
-            size=int(size), crop_pct=float(info.get("crop_pct", 0.875)),
-            mean=tuple(info.get("mean") or Preprocessing.mean),
-            std=tuple(info.get("std") or Preprocessing.std),
-            interpolation=info.get("interpolation", "bilinear"),
-        )
+        if isinstance(weights, str) and weights.lower() == "none":
+            weights = None  # random weights: the command line's --weights none
+        net = get_builder(model)(weights=weights) if isinstance(model, str) else model
         classes = net.output_shape[-1]
         class_names = imagenet_class_names() if classes == 1000 else [
             str(i) for i in range(classes)]
+    record = get_preprocessing(net)
+    to_input = tf.function(lambda data: preprocess_image(decode_image(data), record))
     results = []
-    for path in paths:
-        path = pathlib.Path(path)
+    for path in files:
         if not path.is_file():
-            raise ValueError(f"No such image file. Received: image={str(path)!r}")
+            results.append(Prediction(str(path), None, "no such file"))
+            continue
         try:
-            image = eval_preprocess_bytes(
-                tf.constant(path.read_bytes()), size=preprocessing.size,
-                crop_pct=preprocessing.crop_pct, mean=preprocessing.mean,
-                std=preprocessing.std, interpolation=preprocessing.interpolation,
-            )
+            image = to_input(tf.constant(path.read_bytes()))
         except tf.errors.InvalidArgumentError as error:
-            raise ValueError(
-                f"{path} is not a decodable image ({str(error).splitlines()[0][:200]}). "
-                f"Received: image={str(path)!r}"
-            ) from error
+            results.append(Prediction(
+                str(path), None,
+                f"not a decodable image ({error.message.splitlines()[0][:200]})"))
+            continue
         probs = np.asarray(net(image[None], training=False), np.float32)[0]
         best = _top_k(probs[None], min(top, len(class_names)))[0]
-        results.append((str(path), [(class_names[i], float(probs[i])) for i in best]))
+        results.append(Prediction(str(path), [(class_names[i], float(probs[i])) for i in best],
+                                  None))
     return results

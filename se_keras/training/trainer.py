@@ -10,15 +10,22 @@ Keras optimizer (wrapped in `LossScaleOptimizer` under mixed_float16).
 
 What a run writes (the run-directory contract of `run_files`):
 
-    config.json      model, preprocessing, class names, the resolved
-                     training config, results
+    config.json      model (with its preprocessing record), preprocessing,
+                     class names, the resolved training config, results
     checkpoints/     `tf.train.CheckpointManager` files: model, optimizer,
                      global step (which fixes the input position), the
-                     schedule's length, the training time spent
+                     schedule's length, the training time spent, the
+                     current epoch's running sums, the preprocessing record
     logs/            TensorBoard scalars (train/, validation/)
     history.json     one row per epoch
     curves.png       loss, accuracy and learning rate per epoch
-    saved_model/     `model.export` SavedModel (float32), if `export`
+    saved_model/     `export_for_serving` versions (`saved_model/1/`, ...):
+                     the same SavedModel `se-keras export` writes, if `export`
+
+Resuming never destroys a run: the newest intact checkpoint is found from
+the checkpoint files themselves (a damaged newest one is reported and the
+previous one used), and with none to resume from the run's files are left
+untouched and the command fails.
 
 Example:
 >>> from se_keras.training import resolve_config, train
@@ -79,53 +86,6 @@ def default_run_dir(config, multi_worker=False):
         if not multi_worker:
             name += time.strftime("-%Y%m%d-%H%M%S")
     return pathlib.Path(config.output_root) / name
-
-
-def _atomic_export(model, path):
-    """`model.export` into a temporary folder beside `path`, then renames it."""
-    path = pathlib.Path(path)
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        target = tmp / "model"
-        model.export(str(target), verbose=False)
-        old = None
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-        os.replace(target, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return path
-
-
-def export_float32(model_config, model, path):
-    """Exports a float32 copy of `model` (rebuilt from its config) as a SavedModel.
-
-    Mixed-precision models would export float16 compute, which CPUs serve
-    slowly or not at all; the copy has the same weights in float32.
-
-    Args:
-        model_config: the run's "model" entry ({"name", "kwargs"}).
-        model: the trained model.
-        path: the SavedModel folder to write (replaced atomically).
-
-    Returns:
-        The path.
-    """
-    import keras
-
-    from se_keras.training.run_files import build_model
-
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float32")
-    try:
-        clean = build_model(model_config)
-    finally:
-        keras.config.set_dtype_policy(previous)
-    clean.set_weights([w.numpy() if hasattr(w, "numpy") else w for w in model.get_weights()])
-    return _atomic_export(clean, path)
 
 
 def plot_curves(history, path, title=""):
@@ -220,11 +180,21 @@ class Trainer:
         keras.utils.set_random_seed(config.seed)
 
         checkpoint_dir = self.run_dir / run_files.CHECKPOINT_DIR
-        self.latest = tf.train.latest_checkpoint(str(checkpoint_dir))
-        if self.latest and not self.resume:
+        self.candidates = run_files.checkpoint_files(checkpoint_dir)
+        records = [name for name in (run_files.CONFIG_NAME, HISTORY_NAME)
+                   if (self.run_dir / name).exists()]
+        if not self.resume and (self.candidates or records):
             raise ValueError(
-                f"{self.run_dir} already holds checkpoints of a run. Pass --resume to continue "
-                f"it, or choose another --name / --run-dir. Received: run_dir={str(self.run_dir)!r}"
+                f"{self.run_dir} already holds a run ({', '.join(records + (['checkpoints'] if self.candidates else []))}). "
+                "Pass --resume to continue it, or choose another --name / --run-dir. "
+                f"Received: run_dir={str(self.run_dir)!r}"
+            )
+        if self.resume and not self.candidates:
+            # Starting over would overwrite the run's history.json and config.json.
+            raise ValueError(
+                f"Nothing to resume: no checkpoint files (*.index) in {checkpoint_dir}. The "
+                "run's files were left as they are; start a new run under another --name "
+                f"instead. Received: run_dir={str(self.run_dir)!r}"
             )
 
         self.source = sources.get_source(
@@ -234,6 +204,11 @@ class Trainer:
             label_offset=config.label_offset, shuffle_buffer=config.shuffle_buffer,
         )
         self.num_classes = self.source.num_classes
+        if self.num_classes < 2:
+            raise ValueError(
+                "Training needs at least 2 classes; the data has "
+                f"{self.num_classes} ({self.source.class_names}). Received: data={config.data!r}"
+            )
         num_train = self.source.train.num_examples
         self.steps_per_epoch = config.steps_per_epoch or max(1, num_train // config.batch_size)
         self.total_steps = config.epochs * self.steps_per_epoch
@@ -250,28 +225,45 @@ class Trainer:
         kwargs = dict(config.model_kwargs)
         kwargs.update(classes=self.num_classes,
                       input_shape=[config.image_size, config.image_size, 3])
-        self.model_config = {"name": config.model, "kwargs": kwargs}
+        # The recipe's eval crop, and its interpolation if it names one (else
+        # the weights'); mean and std stay the weights' own.
+        overrides = {"crop_pct": config.crop_pct, **(kwargs.get("preprocessing") or {})}
+        if config.interpolation:
+            overrides.setdefault("interpolation", config.interpolation)
+        kwargs["preprocessing"] = overrides
         with self.strategy.scope():
             self.model = run_files.build_model({"name": config.model,
                                                 "kwargs": {**kwargs, "weights": weights}})
             if config.sync_batchnorm:
                 _synchronize_batchnorm(self.model)
             self._make_optimizer()
+        from se_keras.preprocessing import get_preprocessing
+
+        # The record the model carries is the run's: the pipelines, the saved
+        # config and the export all read it from here.
+        self.preprocessing = get_preprocessing(self.model)
+        kwargs["preprocessing"] = self.preprocessing.to_dict()
+        self.model_config = {"name": config.model, "kwargs": kwargs}
         # Host-side counters: outside the scope, so no TPU placement for float64.
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
         self.train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False,
                                          name="train_seconds")
-        pretrained = getattr(self.model, "pretrained", None) or {}
+        # The current epoch's running sums (loss, top-1, top-5, examples), so
+        # that an epoch resumed mid-way logs the same loss as an unbroken one.
+        self.epoch_sums = tf.Variable(tf.zeros([len(_STAT_KEYS)], tf.float64),
+                                      trainable=False, name="epoch_sums")
+        self.epoch_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False,
+                                         name="epoch_seconds")
+        self.preprocessing_json = tf.Variable(
+            json.dumps(self.preprocessing.to_dict(), sort_keys=True), trainable=False,
+            name="preprocessing")
+        # Keras' SGD and L2SGD keep their momentum in slots of the same shape
+        # but not the same meaning (-lr*buf vs buf): name the optimizer.
+        inner = getattr(self.optimizer, "inner_optimizer", self.optimizer)
+        self.optimizer_name = tf.Variable(type(inner).__name__, trainable=False,
+                                          name="optimizer_name")
         from se_keras.data import Augmentation
-        from se_keras.data import Preprocessing
 
-        self.preprocessing = Preprocessing(
-            size=config.image_size,
-            crop_pct=config.crop_pct,
-            mean=tuple(pretrained.get("mean") or Preprocessing.mean),
-            std=tuple(pretrained.get("std") or Preprocessing.std),
-            interpolation=pretrained.get("interpolation") or config.interpolation,
-        )
         self.augmentation = Augmentation(
             crop=config.crop, area_min=config.area_min, padding=config.padding,
             flip=config.flip, randaugment=config.randaugment,
@@ -283,6 +275,8 @@ class Trainer:
         self.checkpoint = tf.train.Checkpoint(
             model=self.model, optimizer=self.optimizer, step=self.step,
             schedule_total_steps=self.schedule.total_steps, train_seconds=self.train_seconds,
+            epoch_sums=self.epoch_sums, epoch_seconds=self.epoch_seconds,
+            preprocessing=self.preprocessing_json, optimizer_name=self.optimizer_name,
         )
         if self.is_chief:
             write_dir = checkpoint_dir
@@ -291,44 +285,94 @@ class Trainer:
             # the chief's copy is kept.
             write_dir = pathlib.Path(tempfile.mkdtemp(prefix=f"se_keras_worker{self.task_id}_"))
         self._write_dir = write_dir
+        if self.resume and self.is_chief and tf.train.get_checkpoint_state(str(write_dir)) is None:
+            # The `checkpoint` state file is missing or damaged while the
+            # checkpoints are intact: write it again, so that the manager
+            # keeps counting (and pruning) the run's existing checkpoints.
+            tf.compat.v1.train.update_checkpoint_state(
+                str(write_dir), self.candidates[0],
+                all_model_checkpoint_paths=list(reversed(self.candidates)),
+            )
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, str(write_dir), max_to_keep=config.keep_checkpoints,
             step_counter=self.step, checkpoint_name="ckpt",
         )
-        if self.latest:
-            self.checkpoint.restore(self.latest).assert_existing_objects_matched()
-            self._say(f"Resumed from {self.latest} at step {int(self.step.numpy())}.")
+        self.latest = None
+        if self.resume:
+            self.latest = run_files.restore_newest_intact(
+                self.candidates, self._restore, say=self._say
+            )
+            step = int(self.step.numpy())
+            self._say(f"Resumed from {self.latest} at step {step}.")
             history_path = self.run_dir / HISTORY_NAME
             if history_path.exists():
-                with open(history_path, encoding="utf-8") as f:
-                    self.history = [r for r in json.load(f)
-                                    if r["step"] <= int(self.step.numpy())]
+                rows = run_files.read_json(history_path, "run history", "run_dir")
+                # Rows up to the restored step; a row of the epoch being
+                # resumed (a run stopped mid-epoch) is written again, whole.
+                epoch_start = step - step % self.steps_per_epoch
+                self.history = [r for r in rows if r["step"] <= step
+                                and (step % self.steps_per_epoch == 0 or r["step"] <= epoch_start)]
+        self.latest_checkpoint = self.latest
         self._make_datasets()
         self._make_steps()
         self._write_config()
         self._make_writers()
 
+    def _restore(self, path):
+        """Restores the whole training state from `path`, requiring an exact match."""
+        from se_keras.training import run_files
+
+        run_files.restore_strictly(path, self.model)
+        status = self.checkpoint.read(path)
+        try:
+            status.assert_existing_objects_matched()
+        except AssertionError as error:
+            raise run_files.CheckpointMismatchError(
+                f"The checkpoint {path} lacks part of the training state "
+                f"({str(error).splitlines()[0][:300]}); it was written by another version "
+                f"or configuration. Received: checkpoint={path!r}"
+            ) from error
+        inner = getattr(self.optimizer, "inner_optimizer", self.optimizer)
+        written_by = self.optimizer_name.numpy().decode("utf-8")
+        if written_by != type(inner).__name__:
+            raise run_files.CheckpointMismatchError(
+                f"The checkpoint {path} holds the state of a {written_by} optimizer; the run "
+                f"now asks for {type(inner).__name__} (--optimizer / --weight-decay-mode "
+                f"changed?). Received: checkpoint={path!r}"
+            )
+        saved = json.loads(self.preprocessing_json.numpy().decode("utf-8"))
+        if saved != self.preprocessing.to_dict():
+            raise run_files.CheckpointMismatchError(
+                f"The checkpoint {path} was trained with the preprocessing {saved}, the run's "
+                f"config now says {self.preprocessing.to_dict()}. Received: checkpoint={path!r}"
+            )
+
     def _make_optimizer(self):
         import keras
 
+        from se_keras.training.optimizers import make_optimizer
         from se_keras.training.schedules import TrainingSchedule
 
         config = self.config
         warmup = int(round(config.warmup_epochs * self.steps_per_epoch))
+        if warmup and warmup >= self.total_steps:
+            # `--epochs 1` with the recipe's 1-epoch warmup: the rate would
+            # never leave the warmup ramp. Shrink it to half the run.
+            shrunk = self.total_steps // 2
+            self._say(f"Note: the warmup of {config.warmup_epochs:g} epoch(s) ({warmup} steps) "
+                      f"does not fit the {self.total_steps}-step run; shortened to "
+                      f"{shrunk} steps.")
+            warmup = shrunk
         self.schedule = TrainingSchedule(
             config.scaled_lr, self.total_steps, warmup, config.schedule,
             config.lr_boundaries, config.lr_decay,
         )
-        weight_decay = config.weight_decay or None
-        if config.optimizer == "sgd":
-            optimizer = keras.optimizers.SGD(
-                learning_rate=self.schedule, momentum=config.momentum,
-                nesterov=config.nesterov, weight_decay=weight_decay,
-            )
-        else:
-            optimizer = keras.optimizers.AdamW(
-                learning_rate=self.schedule, weight_decay=weight_decay or 0.0
-            )
+        optimizer = make_optimizer(
+            config.optimizer, self.schedule, momentum=config.momentum,
+            nesterov=config.nesterov, weight_decay=config.weight_decay,
+            weight_decay_mode=config.weight_decay_mode,
+            decay_bn_and_bias=config.decay_bn_and_bias, model=self.model,
+        )
         self.loss_scaling = self.policy == "mixed_float16"
         if self.loss_scaling:
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
@@ -492,10 +536,20 @@ class Trainer:
     def current_lr(self):
         return float(self.schedule(self.optimizer.iterations))
 
-    def save_checkpoint(self):
-        """Writes a checkpoint of the current step (all workers; the chief's is kept)."""
+    def save_checkpoint(self, epoch_totals=None, epoch_start=None):
+        """Writes a checkpoint of the current step (all workers; the chief's is kept).
+
+        Args:
+            epoch_totals: the current epoch's running sums, saved with it.
+            epoch_start: when the current epoch started (its time so far is saved).
+        """
+        if epoch_totals is not None:
+            self.epoch_sums.assign([epoch_totals[k] for k in _STAT_KEYS])
+        if epoch_start is not None:
+            self.epoch_seconds.assign(time.time() - epoch_start)
         step = int(self.step.numpy())
         path = self.manager.save(checkpoint_number=step)
+        self.latest_checkpoint = path
         if self.is_chief:
             self._write_history()
         for callback in self.callbacks:
@@ -583,8 +637,9 @@ class Trainer:
         steady = None
         loop_seconds, loop_examples = 0.0, 0
         progbar = None
-        epoch_totals = {k: 0.0 for k in _STAT_KEYS}
-        epoch_start = time.time()
+        # Resumed mid-epoch: the epoch's sums so far come from the checkpoint.
+        epoch_totals = dict(zip(_STAT_KEYS, (float(v) for v in self.epoch_sums.numpy())))
+        epoch_start = time.time() - float(self.epoch_seconds.numpy())
         interval_start, interval_examples = time.time(), 0
         images_per_sec = 0.0
         if step >= self.stop_step:
@@ -609,12 +664,14 @@ class Trainer:
             t0 = time.time()
             try:
                 totals = self._train_loop(self.train_iterator, tf.constant(n, tf.int64))
-            except tf.errors.InvalidArgumentError as error:
-                raise ValueError(
-                    "A training image could not be decoded or preprocessed. For an image "
-                    "folder, --verify-images names the broken file and --skip-bad-files skips "
-                    f"it. ({str(error).splitlines()[0][:300]})"
-                ) from error
+            except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as error:
+                from se_keras.data import errors as data_errors
+
+                explained = data_errors.explain(error, self.source.train,
+                                                skip_bad_files=config.skip_bad_files)
+                if explained is None:
+                    raise
+                raise explained from error
             totals = {k: float(v) for k, v in totals.items()}
             dt = time.time() - t0
             step += n
@@ -669,7 +726,11 @@ class Trainer:
                         tf.summary.scalar("accuracy", row["val_accuracy"])
                         tf.summary.scalar("top5_accuracy", row["val_top5"])
                 self.history.append(row)
-                self.save_checkpoint()
+                if step % spe == 0:
+                    epoch_totals = {k: 0.0 for k in _STAT_KEYS}
+                    epoch_start = time.time()
+                # A stop mid-epoch keeps the epoch's sums: a resume completes them.
+                self.save_checkpoint(epoch_totals, epoch_start)
                 summary = (f"epoch {epoch}: loss {row['loss']:.4f}, acc {row['accuracy']:.4f}"
                            + (f", val_loss {row['val_loss']:.4f}, val_acc "
                               f"{row['val_accuracy']:.4f}, val_top5 {row['val_top5']:.4f}"
@@ -691,10 +752,8 @@ class Trainer:
                         self.stop_step = step
                         self.schedule.set_total_steps(step)
                 progbar = None
-                epoch_totals = {k: 0.0 for k in _STAT_KEYS}
-                epoch_start = time.time()
             elif config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0:
-                self.save_checkpoint()
+                self.save_checkpoint(epoch_totals, epoch_start)
             self._advance_clock(tick)
             tick = time.time()
         self.loop_images_per_sec = loop_examples / loop_seconds if loop_seconds else None
@@ -733,8 +792,15 @@ class Trainer:
             if curves:
                 self.results["curves"] = str(curves)
             if config.export:
-                path = export_float32(self.model_config, self.model,
-                                      self.run_dir / SAVED_MODEL_NAME)
+                from se_keras.export import export_for_serving
+
+                # The one SavedModel format: what `se-keras export --checkpoint`
+                # writes (image bytes in, float32, checked against the model).
+                path = export_for_serving(
+                    self.model, self.run_dir / SAVED_MODEL_NAME,
+                    preprocessing={"weights": self.latest_checkpoint},
+                    labels=self.source.class_names, verbose=False,
+                )
                 self.results["saved_model"] = str(path)
                 self._say(f"SavedModel: {path}")
             self._write_config()

@@ -9,21 +9,19 @@ temporary name and renamed when complete.
 
 import os
 import re
+import warnings
 
 from se_keras._files import atomic_path
 from se_keras.weights import download
 from se_keras.weights import registry
+from se_keras.weights.keras_files import load_keras_weights
+from se_keras.weights.keras_files import WeightsFileError
 from se_keras.weights.readers import read_checkpoint
 from se_keras.weights.timm_converter import convert_into
 from se_keras.weights.timm_converter import has_classifier
 
 KERAS_SUFFIXES = (".weights.h5", ".h5")
 TIMM_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
-
-
-def _model_variant(model):
-    config = getattr(model, "se_keras_config", None) or {}
-    return config.get("variant", "timm")
 
 
 def save_weights_atomically(model, path):
@@ -36,29 +34,18 @@ def save_weights_atomically(model, path):
         model.save_weights(tmp, overwrite=True)
 
 
-def _record(model, checkpoint=None, path=None):
-    """Notes on the model which weights and which preprocessing it carries."""
-    if checkpoint is not None:
-        model.pretrained = {"weights": checkpoint.name, **checkpoint.preprocessing()}
-    else:
-        # A user's file: the ImageNet normalization that every registry
-        # checkpoint uses, at the size the model was built for.
-        model.pretrained = {
-            "weights": str(path),
-            "mean": registry.IMAGENET_MEAN,
-            "std": registry.IMAGENET_STD,
-            "input_size": None,
-            "crop_pct": 0.875,
-            "interpolation": "bicubic",
-        }
-
-
 def _load_registered(model, checkpoint):
     suffix = "" if has_classifier(model) else "_notop"
     converted = download.cache_dir() / f"{checkpoint.name}{suffix}.weights.h5"
     if converted.exists():
-        model.load_weights(converted)
-        return
+        try:
+            load_keras_weights(model, converted)
+            return
+        except WeightsFileError as error:
+            # A converted file is derived data: rebuild it from the cached
+            # (hash-checked) checkpoint, as a damaged download is fetched again.
+            warnings.warn(f"{error} Converting the checkpoint again.", stacklevel=4)
+            converted.unlink(missing_ok=True)
 
     def convert(path):
         # Converting is the tensor check: every tensor must land in the
@@ -69,8 +56,11 @@ def _load_registered(model, checkpoint):
     save_weights_atomically(model, converted)
 
 
-def load_weights(model, weights, checkpoint=None):
+def load_weights(model, weights, checkpoint=None, variant="timm"):
     """Loads `weights` into an SE-ResNet family model built by se_keras.
+
+    The weights' preprocessing is not set here: the builder puts it in the
+    model's record (`se_keras.get_preprocessing`) before loading.
 
     Args:
         model: the model, built in the layout the weights need.
@@ -78,6 +68,8 @@ def load_weights(model, weights, checkpoint=None):
             file or a timm checkpoint (`.safetensors`, `.pth`).
         checkpoint: the `registry.Checkpoint` for "imagenet" or a tag
             (the builders resolve it).
+        variant: the key layout of a timm checkpoint file, "timm" or
+            "legacy" (the layout the model was built in).
 
     Example:
     >>> from se_keras.applications import SEResNet50
@@ -86,19 +78,17 @@ def load_weights(model, weights, checkpoint=None):
     """
     if checkpoint is not None:
         _load_registered(model, checkpoint)
-        _record(model, checkpoint=checkpoint)
         return
     path = str(weights)
     if path.endswith(KERAS_SUFFIXES):
-        model.load_weights(path)
+        load_keras_weights(model, path)
     elif path.endswith(TIMM_SUFFIXES):
-        convert_into(model, read_checkpoint(path), _model_variant(model))
+        convert_into(model, read_checkpoint(path), variant)
     else:
         raise ValueError(
             "A weights file must end in .weights.h5 (Keras) or .safetensors / "
             f".pth (timm). Received: weights={weights!r}"
         )
-    _record(model, path=path)
 
 
 def _builder_for_arch(arch, timm_name):
@@ -150,7 +140,11 @@ def from_timm(timm_name, checkpoint_path, **builder_kwargs):
             `classifier_activation`, `input_shape`, ...).
 
     Returns:
-        The `keras.Model` with the checkpoint's weights.
+        The `keras.Model` with the checkpoint's weights. Its preprocessing
+        record (`se_keras.get_preprocessing`) is the registry row's that
+        `timm_name` means (timm's own eval settings for it, e.g. bilinear
+        for most legacy models), with the file as the weights' origin;
+        ImageNet defaults for a name without a registry row.
 
     Example:
     >>> model = from_timm("legacy_seresnet50", "se_resnet50-ce0d4300.pth")  # doctest: +SKIP
@@ -164,4 +158,12 @@ def from_timm(timm_name, checkpoint_path, **builder_kwargs):
     kwargs = {"variant": variant, **builder_kwargs}
     if not se:
         kwargs["se"] = False
+    row = registry.for_timm_name(timm_name) if se else None
+    if row is not None:
+        from se_keras.preprocessing import overrides_of
+
+        record = row.preprocessing_record().to_dict()
+        record.pop("size")  # the model's own input size decides
+        kwargs["preprocessing"] = {**record, "weights": str(checkpoint_path),
+                                   **overrides_of(kwargs.get("preprocessing"))}
     return builder(weights=str(checkpoint_path), **kwargs)

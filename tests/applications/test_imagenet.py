@@ -1,10 +1,8 @@
-"""preprocess_input, decode_predictions and the Preprocessing layer."""
+"""preprocess_input and decode_predictions (the record layer: tests/test_preprocessing.py)."""
 
-import keras
 import numpy as np
 import pytest
 
-from se_keras.applications import Preprocessing
 from se_keras.applications import decode_predictions
 from se_keras.applications import imagenet_class_names
 from se_keras.applications import preprocess_input
@@ -46,15 +44,3 @@ def test_decode_predictions():
 def test_bad_mode():
     with pytest.raises(ValueError, match="Received: mode='tf'"):
         preprocess_input(np.zeros((1, 2, 2, 3)), mode="tf")
-
-
-def test_preprocessing_layer_equals_preprocess_input_and_serializes(tmp_path):
-    x = np.random.default_rng(1).uniform(0, 255, (2, 8, 8, 3)).astype("float32")
-    inputs = keras.Input((8, 8, 3))
-    model = keras.Model(inputs, Preprocessing(name="preprocessing")(inputs))
-    np.testing.assert_allclose(np.asarray(model(x)), preprocess_input(x), rtol=1e-5, atol=1e-5)
-    model.save(tmp_path / "p.keras")
-    loaded = keras.models.load_model(tmp_path / "p.keras", safe_mode=True)
-    np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(model(x)))
-    with pytest.raises(ValueError, match="Received: mean="):
-        Preprocessing(mean=(0.5, 0.5), std=(1.0, 1.0, 1.0))

@@ -167,7 +167,8 @@ def test_layer_names_are_a_stable_contract(models, builder):
 def test_bn_inception_layout(models):
     model = models(SEBNInception)
     names = [layer.name for layer in model.layers]
-    assert names[:4] == ["input_layer", "conv1_7x7_s2_pad", "conv1_7x7_s2", "conv1_7x7_s2_bn"]
+    assert names[:5] == ["input_layer", "preprocessing", "conv1_7x7_s2_pad", "conv1_7x7_s2",
+                         "conv1_7x7_s2_bn"]
     # Caffe's ceil-mode pools: 112 -> 56 -> 28, and the stride-2 modules.
     assert model.get_layer("pool1_3x3_s2").output.shape[1:3] == (56, 56)
     assert model.get_layer("inception_3c_output").output.shape == (None, 14, 14, 576)

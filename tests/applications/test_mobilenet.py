@@ -89,8 +89,8 @@ def test_width_multiplier_follows_keras():
 def test_layer_names_are_a_stable_contract(models):
     v1 = models(SEMobileNet)
     names = [layer.name for layer in v1.layers]
-    assert names[:12] == [
-        "input_layer", "stem_conv_pad", "stem_conv", "stem_bn", "stem_relu",
+    assert names[:13] == [
+        "input_layer", "preprocessing", "stem_conv_pad", "stem_conv", "stem_bn", "stem_relu",
         "block1_dw_conv", "block1_dw_bn", "block1_dw_relu",
         "block1_pw_conv", "block1_pw_bn", "block1_pw_relu", "block1_se",
     ]

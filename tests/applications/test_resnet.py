@@ -146,8 +146,8 @@ def test_layer_names_are_a_stable_contract():
         "stage2_block1_down_bn", "stage2_block1_se", "stage2_block1_add",
         "stage2_block1_out",
     ]
-    assert names[:7] == [
-        "input_layer", "stem_conv1_pad", "stem_conv1", "stem_bn1", "stem_relu1",
+    assert names[:8] == [
+        "input_layer", "preprocessing", "stem_conv1_pad", "stem_conv1", "stem_bn1", "stem_relu1",
         "stem_pool_pad", "stem_pool",
     ]
     assert names[-2:] == ["avg_pool", "predictions"]

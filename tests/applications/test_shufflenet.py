@@ -64,8 +64,8 @@ def test_stage_widths_follow_the_paper():
 def test_layer_names_and_unit_layout(models):
     model = models(SEShuffleNet)
     names = [layer.name for layer in model.layers]
-    assert names[:7] == [
-        "input_layer", "stem_conv_pad", "stem_conv", "stem_bn", "stem_relu",
+    assert names[:8] == [
+        "input_layer", "preprocessing", "stem_conv_pad", "stem_conv", "stem_bn", "stem_relu",
         "stem_pool_pad", "stem_pool",
     ]
     assert [l.name for l in helpers.se_layers(model)] == [

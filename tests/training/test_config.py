@@ -80,3 +80,52 @@ def test_train_command_prints_the_resolved_config(capsys):
 def test_resume_needs_a_run(capsys):
     assert cli.main(["train", "--resume"]) == 2
     assert "--resume needs the run" in capsys.readouterr().err
+
+
+def test_a_warmup_longer_than_the_run_is_accepted_and_shortened(tmp_path, capsys):
+    # The default recipe warms up for 1 epoch; `se-keras train --epochs 1` used to be refused.
+    config = resolve_config("default", {"epochs": 1})
+    assert config.warmup_epochs == 1.0
+    from se_keras.training import train
+
+    results = train(resolve_config("default", {
+        "epochs": 1, "steps_per_epoch": 2, "image_size": 16, "export": False, "verbose": 2,
+        "val_split": "none", "run_dir": str(tmp_path / "run")}))
+    assert results["steps"] == 2
+    assert "does not fit the 2-step run; shortened to 1 steps" in capsys.readouterr().out
+
+
+def test_bad_numbers_name_the_flag(capsys):
+    assert cli.main(["train", "--batch-size", "abc", "--print-config"]) == 2
+    err = capsys.readouterr().err
+    assert "`batch_size` (--batch-size) takes an integer. Received: batch_size='abc'" in err
+    assert cli.main(["train", "--lr", "fast", "--print-config"]) == 2
+    assert "(--lr) takes a number" in capsys.readouterr().err
+
+
+def test_recipes_decay_weights_as_the_paper_means(tmp_path):
+    """The paper's and the CIFAR recipes use coupled L2 on every parameter; the
+    modern one leaves BatchNorm and biases undecayed (timm, Bag of Tricks)."""
+    import keras
+
+    from se_keras.applications import SEResNet20
+    from se_keras.training.optimizers import L2SGD
+    from se_keras.training.optimizers import make_optimizer
+
+    for name, excluded in (("paper", False), ("cifar", False), ("modern", True)):
+        config = resolve_config(name)
+        assert config.weight_decay == 1e-4 and config.weight_decay_mode == "coupled"
+        model = SEResNet20(weights=None, input_shape=(16, 16, 3), classes=3)
+        optimizer = make_optimizer(
+            config.optimizer, 0.1, momentum=config.momentum, nesterov=config.nesterov,
+            weight_decay=config.weight_decay, weight_decay_mode=config.weight_decay_mode,
+            decay_bn_and_bias=config.decay_bn_and_bias, model=model)
+        assert isinstance(optimizer, L2SGD) and not isinstance(optimizer, keras.optimizers.SGD)
+        gamma = model.get_layer("stem_bn1").gamma
+        kernel = model.get_layer("stem_conv1").kernel
+        assert optimizer._decays(kernel)
+        assert optimizer._decays(gamma) != excluded
+    with pytest.raises(ValueError, match="Received: weight_decay_mode='coupled'"):
+        resolve_config("default", {"optimizer": "adamw"})
+    assert resolve_config("default", {"optimizer": "adamw",
+                                      "weight_decay_mode": "decoupled"}).optimizer == "adamw"

@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from se_keras import cli
+from se_keras.preprocessing import get_preprocessing
 from se_keras.training import Callback
 from se_keras.training import resolve_config
 from se_keras.training import run_files
@@ -38,10 +39,13 @@ def finished_run(tmp_path_factory):
 def test_run_directory_contract(finished_run):
     run_dir, results, trainer = finished_run
     config = json.loads((run_dir / "config.json").read_text())
+    record = get_preprocessing(trainer.model)
+    # The model entry rebuilds the model with the record it was trained with.
     assert config["model"] == {"name": "SEResNet20",
-                               "kwargs": {"classes": 10, "input_shape": [16, 16, 3]}}
-    assert set(config["preprocessing"]) == {"size", "crop_pct", "mean", "std", "interpolation"}
-    assert config["preprocessing"]["size"] == 16
+                               "kwargs": {"classes": 10, "input_shape": [16, 16, 3],
+                                          "preprocessing": record.to_dict()}}
+    assert config["preprocessing"] == record.to_dict()
+    assert (record.size, record.crop_pct, record.interpolation) == (16, 1.0, "bilinear")
     assert config["class_names"] == [str(i) for i in range(10)]
     assert config["train"]["time_budget_min"] == 0.25
     assert config["results"]["val_examples"] == 364
@@ -53,8 +57,14 @@ def test_run_directory_contract(finished_run):
     model, _ = run_files.restore_model(run_dir)
     images = tf.random.stateless_normal((4, 16, 16, 3), [1, 2])
     np.testing.assert_allclose(model(images), trainer.model(images, training=False), atol=1e-6)
+    restored = get_preprocessing(model)
+    assert restored == record.replace(weights=restored.weights)
+    assert restored.weights.endswith(f"checkpoints/ckpt-{results['steps']}")
     checkpoint = tf.train.load_checkpoint(str(run_dir / "checkpoints"))
     assert checkpoint.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") == results["steps"]
+    # The checkpoint carries the record too.
+    saved = checkpoint.get_tensor("preprocessing/.ATTRIBUTES/VARIABLE_VALUE")
+    assert json.loads(saved) == record.to_dict()
 
 
 def test_logs_curves_and_saved_model(finished_run):
@@ -68,11 +78,23 @@ def test_logs_curves_and_saved_model(finished_run):
     assert (run_dir / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     history = json.loads((run_dir / "history.json").read_text())
     assert history[-1]["step"] == results["steps"] and "val_accuracy" in history[-1]
-    # The SavedModel (model.export, float32) computes what the model does.
-    loaded = tf.saved_model.load(str(run_dir / "saved_model"))
-    images = tf.random.stateless_normal((2, 16, 16, 3), [3, 4])
-    served = loaded.serve(images)
-    np.testing.assert_allclose(served, trainer.model(images, training=False), atol=1e-5)
+    # The one SavedModel format: export_for_serving's (image bytes in), which
+    # equals the model on the run's own eval preprocessing.
+    from se_keras.data import get_source
+    from se_keras.data import preprocess_image
+    from se_keras.export import read_metadata
+
+    version = run_dir / "saved_model" / "1"
+    assert read_metadata(version)["preprocessing"]["size"] == 16
+    loaded = tf.saved_model.load(str(version))
+    assert set(loaded.signatures) == {"serving_default", "preprocessed"}
+    element = next(iter(get_source("digits").validation.dataset()))
+    served = loaded.signatures["serving_default"](images=tf.stack([element["image"]]))
+    pixels = preprocess_image(tf.io.decode_png(element["image"], channels=3),
+                              get_preprocessing(trainer.model))
+    expected = trainer.model(pixels[None], training=False)
+    np.testing.assert_allclose(served["probabilities"], expected, atol=1e-5)
+    assert served["top_k_labels"].numpy()[0, 0].decode() in [str(i) for i in range(10)]
     assert not [p for p in run_dir.iterdir() if p.name.startswith(".")]
 
 

@@ -16,6 +16,8 @@ import pytest
 from safetensors.numpy import save_file
 
 from se_keras.applications import SEResNet18
+from se_keras.applications import SEResNet50
+from se_keras.preprocessing import get_preprocessing
 from se_keras.weights import download
 from se_keras.weights import from_timm
 from se_keras.weights import registry
@@ -119,8 +121,9 @@ def test_download_verify_convert_then_cache_only(server, checkpoint_file, monkey
 
     model = SEResNet18(weights="imagenet")
     np.testing.assert_allclose(np.asarray(model(x)), np.asarray(reference), atol=1e-6)
-    assert model.pretrained["weights"] == "seresnet18.test_in1k"
-    assert model.pretrained["mean"] == registry.IMAGENET_MEAN
+    record = get_preprocessing(model)
+    assert record.weights == "seresnet18.test_in1k"
+    assert record.mean == registry.IMAGENET_MEAN and record.interpolation == "bicubic"  # the row's
     assert _cache_files() == [
         "legacy_seresnet18.test_in1k.safetensors", "seresnet18.test_in1k.weights.h5"
     ]
@@ -146,7 +149,7 @@ def test_a_damaged_cached_file_is_downloaded_again(server, checkpoint_file, monk
         model = SEResNet18(weights="imagenet")
     assert srv.requests == 4
     assert _sha256(cached) == _sha256(checkpoint_file)
-    assert model.pretrained["weights"] == "seresnet18.test_in1k"
+    assert get_preprocessing(model).weights == "seresnet18.test_in1k"
 
 
 def test_wrong_hash_is_an_error_and_leaves_the_cache_clean(server, monkeypatch):
@@ -192,7 +195,7 @@ def test_hub_etag_is_checked_when_the_registry_has_no_hash(server, checkpoint_fi
     assert _cache_files() == []
     srv.etag = _sha256(checkpoint_file)
     model = SEResNet18(weights="imagenet", include_top=False)
-    assert model.pretrained["weights"] == "seresnet18.test_in1k"
+    assert get_preprocessing(model).weights == "seresnet18.test_in1k"
 
 
 def test_torch_hub_hash_prefix_and_the_tensor_check(server, monkeypatch):
@@ -221,3 +224,40 @@ def test_no_server_gives_a_clear_error(monkeypatch, tmp_path):
     _use_rows(monkeypatch, _row())
     with pytest.raises(download.WeightsDownloadError, match="SE_KERAS_WEIGHTS_MIRROR"):
         SEResNet18(weights="imagenet")
+
+
+def test_a_tampered_mirror_copy_of_a_real_row_is_refused(server, checkpoint_file, monkeypatch):
+    """The real seresnet50.ra2_in1k row, served by a mirror with 8 MiB of its
+    tensors zeroed: the sha256 prefix in the release file name refuses it."""
+    _, root = server
+    row = registry.get("seresnet50", "ra2_in1k")
+    assert row.sha256_prefix == "8efdb4bb"
+    data = bytearray(8 << 20) + bytearray(checkpoint_file.read_bytes())
+    (root / row.file_name).write_bytes(bytes(data))
+    with pytest.raises(download.WeightsDownloadError,
+                       match=r"expected sha256 8efdb4bb\.\.\. \(the sha256 prefix in the file name\)"):
+        SEResNet50(weights="ra2_in1k", include_top=False)
+    assert _cache_files() == []
+
+
+def test_a_truncated_converted_cache_file_is_converted_again(server, checkpoint_file, monkeypatch):
+    srv, _ = server
+    _use_rows(monkeypatch, _row(sha256=_sha256(checkpoint_file)))
+    x = np.random.default_rng(3).normal(size=(1, 64, 64, 3)).astype("float32")
+    good = SEResNet18(weights="imagenet", include_top=False, input_shape=(64, 64, 3))
+    converted = download.cache_dir() / "seresnet18.test_in1k_notop.weights.h5"
+    converted.write_bytes(converted.read_bytes()[:5000])
+    with pytest.warns(UserWarning, match=r"test_in1k_notop.weights.h5.*Converting the checkpoint"):
+        again = SEResNet18(weights="imagenet", include_top=False, input_shape=(64, 64, 3))
+    np.testing.assert_array_equal(np.asarray(again(x)), np.asarray(good(x)))
+    assert srv.requests == 2  # re-converted from the cached checkpoint, not downloaded
+
+
+@pytest.mark.parametrize("content", [b"", b"\x89HDF\r\n\x1a\n" + b"\0" * 100])
+def test_a_broken_weights_file_is_named(tmp_path, content):
+    from se_keras.weights.keras_files import WeightsFileError
+
+    path = tmp_path / "broken.weights.h5"
+    path.write_bytes(content)
+    with pytest.raises(WeightsFileError, match=rf"weights file {path} \({len(content)} bytes\)"):
+        SEResNet18(weights=str(path), include_top=False)
