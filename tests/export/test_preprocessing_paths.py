@@ -36,11 +36,16 @@ def test_twins_with_and_without_builtin_normalization_serve_the_same(images, tmp
     difference = np.abs(raw_probs - plain_probs).max()
     print(f"twins: max |raw - plain| = {difference:.3g} of the largest probability {largest:.3f}")
     assert difference <= 1e-6 * largest
-    assert largest > 0.5  # a sharp model: a double normalization would move it by far more
-    assert read_metadata(raw_dir)["preprocessing"]["normalize_in_model"] is True
-    # The pixels signature of the raw model takes the crop's [0, 255] pixels.
+    # The comparison can fail: normalizing twice moves these probabilities a lot.
     from se_keras.export import preprocess_images
 
+    once = preprocess_images(images, get_preprocessing(plain))
+    twice = (once - np.array(get_preprocessing(plain).mean) * 255) / (
+        np.array(get_preprocessing(plain).std) * 255)
+    moved = np.abs(np.asarray(plain(once)) - np.asarray(plain(twice.astype("float32")))).max()
+    assert moved > 1e-2, moved
+    assert read_metadata(raw_dir)["preprocessing"]["normalize_in_model"] is True
+    # The pixels signature of the raw model takes the crop's [0, 255] pixels.
     pixels = preprocess_images(images, get_preprocessing(raw))
     assert pixels.max() > 50.0
     served = raw_loaded.signatures["preprocessed"](pixels=tf.constant(pixels))["probabilities"]
