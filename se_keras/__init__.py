@@ -17,6 +17,7 @@ from se_keras.version import __version__
 _SUBMODULES = (
     "applications",
     "data",
+    "explain",
     "export",
     "inspect",
     "layers",

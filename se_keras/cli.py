@@ -14,7 +14,7 @@ import sys
 from se_keras.version import __version__
 
 # Module names under se_keras.commands, in the order `--help` lists them.
-COMMANDS = ("models", "weights", "convert", "train", "evaluate", "predict", "data", "benchmark", "inspect", "export", "serve_check")
+COMMANDS = ("models", "weights", "convert", "train", "evaluate", "predict", "data", "benchmark", "inspect", "explain", "export", "serve_check")
 
 
 def build_parser():

@@ -19,7 +19,7 @@ def test_console_script_help_and_version():
         [sys.executable, "-m", "se_keras", "--help"], capture_output=True, text=True, check=True
     ).stdout
     for command in ("models", "weights", "convert", "train", "evaluate", "predict", "data",
-                    "benchmark", "inspect", "export", "serve-check"):
+                    "benchmark", "inspect", "explain", "export", "serve-check"):
         assert command in out
     version = subprocess.run(
         [sys.executable, "-m", "se_keras", "--version"], capture_output=True, text=True, check=True
