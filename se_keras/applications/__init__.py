@@ -12,6 +12,7 @@ Example:
 >>> model = SEResNet50(weights=None)
 """
 
+from se_keras.applications.backbones import feature_extractor
 from se_keras.applications.cifar_resnet import BUILDERS as _CIFAR_BUILDERS
 from se_keras.applications.cifar_resnet import SEResNet20
 from se_keras.applications.cifar_resnet import SEResNet32
