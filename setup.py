@@ -14,7 +14,7 @@ VERSION = re.search(
 setup(
     name="se_keras",
     version=VERSION,
-    description="Squeeze-and-Excitation networks for Keras 3 on TensorFlow: "
+    description="Squeeze-and-Excitation networks for Keras 3 (TensorFlow, JAX, PyTorch): "
     "layers, model builders, pretrained weights, training and export.",
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
@@ -37,7 +37,19 @@ setup(
         "pillow>=10",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.5"],
+        "test": [
+            "pytest>=8",
+            "pytest-timeout>=2.3",
+            "pytest-xdist>=3.5",
+            # The two other Keras backends, for tests/test_backends.py (the
+            # package itself needs neither). torch is pinned to the release
+            # whose CPU-only build (a 190 MB wheel) CI's machines hold on local
+            # disk, which pip takes; elsewhere, install that build first
+            # (README, below the install commands), or pip fetches a CUDA build
+            # of several GB.
+            "jax",
+            "torch==2.13.0",
+        ],
     },
     entry_points={"console_scripts": ["se-keras=se_keras.cli:main"]},
     classifiers=[

@@ -32,3 +32,25 @@ def check_positive(name, value, allow_none=False, integer=False):
             f"`{name}` must be {allowed}{' or None' if allow_none else ''}. "
             f"Received: {name}={value!r}"
         )
+
+
+def require_tensorflow_backend(what):
+    """Raises unless Keras runs on TensorFlow: for the parts only TensorFlow does.
+
+    The layers, builders and weights run on every Keras backend; training
+    (tf.data, tf.distribute), run checkpoints (tf.train.Checkpoint), the
+    SavedModel export and the benchmark need TensorFlow's.
+
+    Example:
+    >>> require_tensorflow_backend("se-keras train")  # with KERAS_BACKEND=tensorflow
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise ValueError(
+            f"{what} needs Keras' TensorFlow backend (tf.data, tf.distribute, tf.train "
+            "checkpoints, SavedModel); run it with KERAS_BACKEND=tensorflow. The layers, "
+            "builders and weights work on every backend. "
+            f"Received: KERAS_BACKEND={backend!r}"
+        )

@@ -81,10 +81,12 @@ def collect_excitations(model, dataset, max_batches=None):
         labels = np.asarray(labels)
         if labels.ndim > 1:
             labels = labels.argmax(axis=-1)
-        features = probe(images, training=False)
+        # NumPy in: the model may run on another Keras backend than tf.data.
+        features = probe(np.asarray(images), training=False)
         if len(layers) == 1:
             features = [features]
-        gates = [np.asarray(layer.excitation(f), dtype="float64") for layer, f in zip(layers, features)]
+        gates = [np.asarray(keras.ops.convert_to_numpy(layer.excitation(f)), dtype="float64")
+                 for layer, f in zip(layers, features)]
         for label in np.unique(labels):
             mask = labels == label
             counts[int(label)] = counts.get(int(label), 0) + int(mask.sum())

@@ -102,7 +102,8 @@ def decode_predictions(preds, top=5):
     >>> decode_predictions(np.eye(1000)[[1]], top=1)
     [[('n01443537', 'goldfish', 1.0)]]
     """
-    preds = np.asarray(preds)
+    # convert_to_numpy: a torch tensor that tracks gradients refuses np.asarray.
+    preds = np.asarray(ops.convert_to_numpy(preds))
     if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 1000:
         raise ValueError(f"`top` must be an integer from 1 to 1000. Received: top={top!r}")
     if preds.ndim != 2 or preds.shape[1] != 1000:

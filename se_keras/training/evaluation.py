@@ -156,6 +156,7 @@ def predict_images(paths, run_dir=None, model=None, weights="imagenet", top=5):
     >>> predict_images(["cat.jpg"], model="SEResNet50")  # doctest: +SKIP
     [Prediction(path='cat.jpg', top=[('tabby', 0.61), ...], error=None)]
     """
+    import keras
     import numpy as np
     import tensorflow as tf
 
@@ -196,7 +197,9 @@ def predict_images(paths, run_dir=None, model=None, weights="imagenet", top=5):
                 str(path), None,
                 f"not a decodable image ({error.message.splitlines()[0][:200]})"))
             continue
-        probs = np.asarray(net(image[None], training=False), np.float32)[0]
+        # NumPy in and out: the model may run on any Keras backend.
+        probs = keras.ops.convert_to_numpy(net(image.numpy()[None], training=False))
+        probs = probs.astype(np.float32)[0]
         best = _top_k(probs[None], min(top, len(class_names)))[0]
         results.append(Prediction(str(path), [(class_names[i], float(probs[i])) for i in best],
                                   None))

@@ -258,6 +258,9 @@ def restore_model(run_dir):
     Example:
     >>> model, config = restore_model("runs/se_resnet20")  # doctest: +SKIP
     """
+    from se_keras._validation import require_tensorflow_backend
+
+    require_tensorflow_backend("Restoring a training run")
     config = read_config(run_dir)
     directory = pathlib.Path(run_dir) / CHECKPOINT_DIR
     candidates = checkpoint_files(directory)

@@ -145,6 +145,9 @@ class Trainer:
     """
 
     def __init__(self, config, resume=False, callbacks=(), strategy=None):
+        from se_keras._validation import require_tensorflow_backend
+
+        require_tensorflow_backend("Training (se-keras train)")
         from se_keras.training import distribute
 
         self.config = config
