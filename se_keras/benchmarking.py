@@ -169,8 +169,11 @@ def compare(name, size, batch, mode, xla=False, rounds=5, iterations=None, optim
             "optimize=True times inference graphs; train the original model. "
             f"Received: mode={mode!r}"
         )
-    se_model = _optimized(_build(name, size, se=True), optimize)
-    plain_model = _optimized(_build(name, size, se=False), optimize)
+    se_model = _build(name, size, se=True)
+    plain_model = _build(name, size, se=False)
+    # Counted on the models as built: the optimized copies compute the same.
+    se_gmacs, plain_gmacs = count_flops(se_model) / 1e9, count_flops(plain_model) / 1e9
+    se_model, plain_model = _optimized(se_model, optimize), _optimized(plain_model, optimize)
     make = _inference_fn if mode == "inference" else _train_fn
     fn_se = make(se_model, batch, size, xla)
     fn_plain = make(plain_model, batch, size, xla)
@@ -178,10 +181,10 @@ def compare(name, size, batch, mode, xla=False, rounds=5, iterations=None, optim
         iterations = max(1, 16 // batch) if size >= 128 else max(2, 256 // batch)
     times_se, times_plain = interleaved(fn_se, fn_plain, rounds=rounds, iterations=iterations)
     return Result(
-        model=name, mode=mode, batch=batch, size=size,
+        model=f"{name} (optimized)" if optimize else name, mode=mode, batch=batch, size=size,
         se_images_per_s=batch / statistics.median(times_se),
         plain_images_per_s=batch / statistics.median(times_plain),
-        se_gmacs=count_flops(se_model) / 1e9, plain_gmacs=count_flops(plain_model) / 1e9,
+        se_gmacs=se_gmacs, plain_gmacs=plain_gmacs,
         ratios=tuple(a / b for a, b in zip(times_se, times_plain)),
     )
 
@@ -281,7 +284,8 @@ def profile_se(name, size, batch, steps=4, logdir=None, optimize=False):
                for part in scope.split("/")):
             se_ops[op_type] += ps / 1e9 / steps
     total_ms = sum(times.values()) / 1e9 / steps
-    return Profile(model=name, batch=batch, size=size, total_ms=total_ms,
+    return Profile(model=f"{name} (optimized)" if optimize else name, batch=batch, size=size,
+                   total_ms=total_ms,
                    se_ms=sum(se_ops.values()), se_ops=dict(se_ops.most_common()))
 
 
@@ -317,14 +321,19 @@ def markdown(results, matmul, matmul_size=2048):
 
 
 def run(models=DEFAULT_MODELS, inference_batches=(1, 16), train_batch=8, xla=False,
-        rounds=7, json_path=None, log=print, matmul_size=2048, profile_dir=None):
+        rounds=7, json_path=None, log=print, matmul_size=2048, profile_dir=None,
+        optimize=False):
     """Runs the whole benchmark and returns (results, matmul GMAC/s, markdown).
 
     With `profile_dir`, each SE model's inference at the largest batch is also
     profiled (trace under that folder; the SE op table is added to the
-    markdown and the JSON).
+    markdown and the JSON). With `optimize`, inference timings and profiles
+    use `optimize_for_inference` copies of both twins (training does not).
     """
+    from se_keras._validation import require_tensorflow_backend
     from se_keras.applications import MODELS
+
+    require_tensorflow_backend("se-keras benchmark")
 
     if profile_dir:
         _require_host_ops()  # before minutes of timing, not after
@@ -336,7 +345,8 @@ def run(models=DEFAULT_MODELS, inference_batches=(1, 16), train_batch=8, xla=Fal
             log(f"skipping {name}: not in this version of se_keras")
             continue
         for batch in inference_batches:
-            results.append(compare(name, size, batch, "inference", xla, rounds))
+            results.append(compare(name, size, batch, "inference", xla, rounds,
+                                   optimize=optimize))
             log(markdown(results[-1:], matmul).splitlines()[-1])
         if train_batch:
             results.append(compare(name, size, train_batch, "train", xla, rounds))
@@ -351,12 +361,13 @@ def run(models=DEFAULT_MODELS, inference_batches=(1, 16), train_batch=8, xla=Fal
             if name in MODELS:
                 batch = max(inference_batches)
                 profiles.append(profile_se(name, size, batch,
-                                           logdir=os.path.join(profile_dir, f"{name}_b{batch}")))
+                                           logdir=os.path.join(profile_dir, f"{name}_b{batch}"),
+                                           optimize=optimize))
                 log(profile_markdown(profiles[-1:]).splitlines()[-1])
         table += "\n\nProfile of the SE models' inference (no XLA):\n\n" + profile_markdown(profiles)
     if json_path:
         with open(json_path, "w", encoding="utf-8") as f:
-            json.dump({"matmul_gmac_per_s": matmul, "xla": xla,
+            json.dump({"matmul_gmac_per_s": matmul, "xla": xla, "optimize": optimize,
                        "results": [r.as_dict() for r in results],
                        "profiles": [p.as_dict() for p in profiles]}, f, indent=2)
     return results, matmul, table

@@ -24,6 +24,9 @@ def register(subparsers):
                         default="none", help="dtype policy (mixed_float16 on GPU)")
     parser.add_argument("--matmul-size", type=int, default=2048,
                         help="n of the n x n x n float32 reference matmul (default: 2048)")
+    parser.add_argument("--optimize", action="store_true",
+                        help="time and profile inference on optimize_for_inference copies of "
+                        "both twins (what se-keras export serves)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--profile", metavar="DIR",
                         help="also profile each SE model's inference (CPU, no XLA) and "
@@ -56,7 +59,7 @@ def run(args):
     _, _, table = benchmarking.run(
         models, batches, args.train_batch, args.xla, args.rounds, args.json,
         log=lambda line: print(line, flush=True), matmul_size=args.matmul_size,
-        profile_dir=args.profile,
+        profile_dir=args.profile, optimize=args.optimize,
     )
     print()
     print(table)

@@ -58,6 +58,10 @@ def register(subparsers):
     parser.add_argument("--top-k", type=int, default=5, help="size of the top-k outputs")
     parser.add_argument("--keep-dtype", action="store_true",
                         help="export a mixed precision model as it is instead of as float32")
+    parser.add_argument("--no-optimize", action="store_true",
+                        help="serve the model's own graph instead of its inference-optimized "
+                        "copy (BatchNorm folded into convolutions, SE squeezed before the "
+                        "last 1x1 convolution; the same function, faster)")
     parser.add_argument("--no-verify", action="store_true",
                         help="skip the check of the export against the Keras model")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing version")
@@ -139,6 +143,7 @@ def run(args):
         path = export_tflite(
             model, args.output, quantize=None if args.quantize == "none" else args.quantize,
             preprocessing=preprocessing, keep_dtype=args.keep_dtype,
+            optimize=not args.no_optimize,
         )
         print(f"wrote {path}")
         return 0
@@ -159,5 +164,6 @@ def run(args):
         keep_dtype=args.keep_dtype,
         verify=not args.no_verify,
         overwrite=args.overwrite,
+        optimize=not args.no_optimize,
     )
     return 0

@@ -4,7 +4,8 @@
 `serving_default` signature that takes encoded images (JPEG, PNG, ...) and
 runs the package's eval preprocessing in the graph, a `preprocessed`
 signature for float32 pixels, and a warm-up file. See
-`se_keras.export.serving` for the layout and the signature keys, and
+`se_keras.export.serving` for the layout and the signature keys,
+`se_keras.export.optimize` for the inference graph it serves by default, and
 `se_keras.export.rest` for TF Serving's REST format.
 
 Example:
@@ -15,6 +16,7 @@ Example:
 PosixPath('models/se_resnet50/1')
 """
 
+from se_keras.export.optimize import optimize_for_inference
 from se_keras.export.serving import IMAGES_INPUT
 from se_keras.export.serving import PIXELS_INPUT
 from se_keras.export.serving import PIXELS_SIGNATURE
@@ -44,6 +46,7 @@ __all__ = [
     "float32_model",
     "latest_version_dir",
     "next_version",
+    "optimize_for_inference",
     "preprocess_images",
     "read_metadata",
     "resolve_preprocessing",

@@ -18,7 +18,8 @@ import pathlib
 QUANTIZATIONS = (None, "dynamic")
 
 
-def export_tflite(model, path, *, quantize=None, preprocessing=None, keep_dtype=False):
+def export_tflite(model, path, *, quantize=None, preprocessing=None, keep_dtype=False,
+                  optimize=True):
     """Writes a `.tflite` file (and its preprocessing JSON) for a Keras classifier.
 
     Args:
@@ -29,6 +30,8 @@ def export_tflite(model, path, *, quantize=None, preprocessing=None, keep_dtype=
             "interpolation" (see `se_keras.export.resolve_preprocessing`).
         keep_dtype: export a mixed precision model as it is instead of a
             float32 copy.
+        optimize: convert `optimize_for_inference(model)` (BatchNorm folded,
+            SE squeezed before projections) instead of the model's own graph.
 
     Returns:
         The `.tflite` path, a `pathlib.Path`.
@@ -45,6 +48,9 @@ def export_tflite(model, path, *, quantize=None, preprocessing=None, keep_dtype=
     from se_keras._files import atomic_path
     from se_keras._files import write_json_atomically
 
+    from se_keras._validation import require_tensorflow_backend
+
+    require_tensorflow_backend("The TFLite export")
     path = pathlib.Path(path)
     if path.suffix != ".tflite":
         raise ValueError(f"The output file name must end in .tflite. Received: path={str(path)!r}")
@@ -54,6 +60,10 @@ def export_tflite(model, path, *, quantize=None, preprocessing=None, keep_dtype=
         )
     preprocessing = resolve_preprocessing(model, preprocessing)
     served = model if keep_dtype else float32_model(model)
+    if optimize:
+        from se_keras.export.optimize import optimize_for_inference
+
+        served = optimize_for_inference(served)
     size = preprocessing.size
     kwargs = {"optimizations": [tf.lite.Optimize.DEFAULT]} if quantize == "dynamic" else {}
     with atomic_path(path, suffix=".tflite") as tmp:

@@ -274,3 +274,26 @@ def test_models_without_a_classifier_are_refused(tmp_path):
 
     with pytest.raises(ValueError, match="include_top=True"):
         export_for_serving(SEResNet20(include_top=False, pooling="avg"), tmp_path / "m")
+
+
+def test_exports_serve_the_optimized_graph_unless_told_not_to(tmp_path):
+    """The default export serves optimize_for_inference's graph (BatchNorm
+    folded, SE squeezed before projections) and checks it against the model
+    as given; --no-optimize serves the model's own graph."""
+    from se_keras.applications.cifar_resnet import build_cifar_resnet
+
+    # SE-ResNet-164's bottleneck with one block per stage (a quick build).
+    model = build_cifar_resnet(block="bottleneck", depth=11, preact=True, classes=10)
+    images = cifar_jpegs()[:4]
+    fast = export_for_serving(model, tmp_path / "m", warmup_images=images, verbose=False)
+    plain = export_for_serving(model, tmp_path / "m", optimize=False, warmup_images=images,
+                               verbose=False)
+    summary = read_metadata(fast)["optimized"]
+    assert "BatchNormalization folded" in summary and "SE squeezes projected" in summary
+    assert read_metadata(plain)["optimized"] is None
+    served = [tf.saved_model.load(str(p)).signatures["serving_default"](
+        images=tf.constant(images))["probabilities"].numpy() for p in (fast, plain)]
+    np.testing.assert_allclose(served[0], served[1], atol=1e-5)
+    assert cli.main(["export", "--model", "SEResNet20", "--no-optimize", "--output",
+                     str(tmp_path / "cli")]) == 0
+    assert read_metadata(tmp_path / "cli" / "1")["optimized"] is None
