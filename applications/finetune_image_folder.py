@@ -71,19 +71,26 @@ def build_models(args, num_classes):
     import keras
 
     from se_keras.applications import get_builder
+    from se_keras.applications import resnet
     from se_keras.preprocessing import get_preprocessing
 
     builder = get_builder(args.model)
     shape = (args.image_size, args.image_size, 3)
+    weights = None if args.weights.lower() == "none" else args.weights
+    # SE-ResNet-family weights fix the layout (legacy_in1k is the Caffe one):
+    # the new model is built in the same, and the run records it.
+    layout = {}
+    if getattr(builder, "arch", None) in resnet.ARCHITECTURES:
+        layout["variant"] = resnet.resolve_variant(builder.arch, weights)
     backbone = None
     overrides = {}
-    if args.weights.lower() != "none":
-        backbone = builder(include_top=False, weights=args.weights, input_shape=shape)
+    if weights is not None:
+        backbone = builder(include_top=False, weights=weights, input_shape=shape, **layout)
         overrides = get_preprocessing(backbone).to_dict()
     if args.crop_pct:
         overrides["crop_pct"] = args.crop_pct
     model = builder(weights=None, classes=num_classes, input_shape=shape,
-                    preprocessing=overrides or None)
+                    preprocessing=overrides or None, **layout)
     if backbone is not None:
         source = {layer.name: layer for layer in backbone.layers}
         copied = 0
@@ -94,7 +101,7 @@ def build_models(args, num_classes):
         print(f"Copied the pretrained weights of {copied} layers from {args.weights}.")
     head = model.get_layer("predictions")
     keras.utils.set_random_seed(args.seed)
-    return model, head
+    return model, head, layout
 
 
 def set_trainable(model, head, backbone):
@@ -110,7 +117,7 @@ def set_trainable(model, head, backbone):
             layer.trainable = backbone
 
 
-def save_run(run_dir, model, args, class_names, history):
+def save_run(run_dir, model, args, class_names, history, layout=None):
     """config.json and a checkpoint in the run-directory contract of se_keras.training.run_files."""
     import tensorflow as tf
 
@@ -129,7 +136,7 @@ def save_run(run_dir, model, args, class_names, history):
         "model": {"name": args.model,
                   "kwargs": {"classes": len(class_names),
                              "input_shape": [args.image_size, args.image_size, 3],
-                             "preprocessing": record}},
+                             "preprocessing": record, **(layout or {})}},
         "preprocessing": record,
         "class_names": class_names,
         "train": {"data": f"folder:{args.folder}", "val_split": args.val_split},
@@ -164,7 +171,7 @@ def main(argv=None):
     print(f"{source.num_classes} classes, {train_split.num_examples} training and "
           f"{source.validation.num_examples if source.validation else 0} validation images")
 
-    model, head = build_models(args, source.num_classes)
+    model, head, layout = build_models(args, source.num_classes)
     # The one place the pipelines learn how to feed the model: its record.
     preprocessing = get_preprocessing(model)
     steps = max(1, train_split.num_examples // args.batch_size)
@@ -208,7 +215,7 @@ def main(argv=None):
     run_dir = pathlib.Path(args.output or f"runs/finetune-{args.model}-{time.strftime('%Y%m%d-%H%M%S')}")
     save_run(run_dir, model, args, source.class_names,
              {**history, "seconds": seconds,
-              **{f"final_{k}": float(v) for k, v in results.items()}})
+              **{f"final_{k}": float(v) for k, v in results.items()}}, layout)
     print(f"Run directory: {run_dir} (try: se-keras evaluate {run_dir})")
     return results
 

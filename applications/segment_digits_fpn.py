@@ -38,7 +38,6 @@ Usage:
 """
 
 import argparse
-import json
 import math
 import os
 import pathlib
@@ -244,7 +243,10 @@ def save_predictions(path, images, masks, predictions, count=6):
     fig.suptitle("held-out digits: colour = digit class (tab10), white = background",
                  fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    from se_keras._files import atomic_path
+
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=80)
     plt.close(fig)
 
 
@@ -342,7 +344,9 @@ def main(argv=None):
         ink_pixel_accuracy=digit_accuracy,
         predictions_png=str(output / "predictions.png"),
     )
-    (output / "history.json").write_text(json.dumps(results, indent=2) + "\n")
+    from se_keras._files import write_json_atomically
+
+    write_json_atomically(output / "history.json", results)
     print(f"held-out mIoU {final:.3f} vs {baseline:.3f} for all-background; "
           f"{100 * digit_accuracy:.1f}% of ink pixels get their digit's class; "
           f"{results['seconds']:.0f}s; wrote {output / 'predictions.png'} and history.json")

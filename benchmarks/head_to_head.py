@@ -339,8 +339,9 @@ def main(argv=None):
     print()
     print(markdown(result))
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=2)
+        from se_keras._files import write_json_atomically
+
+        write_json_atomically(args.json, result)
         print(f"\nwrote {args.json}")
     return 0
 

@@ -366,8 +366,10 @@ def run(models=DEFAULT_MODELS, inference_batches=(1, 16), train_batch=8, xla=Fal
                 log(profile_markdown(profiles[-1:]).splitlines()[-1])
         table += "\n\nProfile of the SE models' inference (no XLA):\n\n" + profile_markdown(profiles)
     if json_path:
-        with open(json_path, "w", encoding="utf-8") as f:
-            json.dump({"matmul_gmac_per_s": matmul, "xla": xla, "optimize": optimize,
-                       "results": [r.as_dict() for r in results],
-                       "profiles": [p.as_dict() for p in profiles]}, f, indent=2)
+        from se_keras._files import write_json_atomically
+
+        write_json_atomically(json_path, {
+            "matmul_gmac_per_s": matmul, "xla": xla, "optimize": optimize,
+            "results": [r.as_dict() for r in results],
+            "profiles": [p.as_dict() for p in profiles]})
     return results, matmul, table

@@ -84,10 +84,13 @@ class Preprocessing:
 
     def __post_init__(self):
         size = self.size
-        if isinstance(size, (tuple, list)):
-            size = size[-1]
+        if isinstance(size, (tuple, list)) and len(size) == 2 and size[0] == size[1]:
+            size = size[0]  # (height, width) of a square crop
         if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-            raise ValueError(f"`size` must be a positive integer. Received: size={self.size!r}")
+            raise ValueError(
+                "`size` must be a positive integer (the square crop's side). "
+                f"Received: size={self.size!r}"
+            )
         object.__setattr__(self, "size", int(size))
         crop_pct = self.crop_pct
         if isinstance(crop_pct, bool) or not isinstance(crop_pct, (int, float)) or not (
@@ -199,10 +202,7 @@ def overrides_of(preprocessing):
             "`preprocessing` must be None, a se_keras.Preprocessing or a dict of its "
             f"fields. Received: preprocessing={preprocessing!r}"
         )
-    overrides = {k: v for k, v in preprocessing.items() if v is not None}
-    if isinstance(overrides.get("size"), (tuple, list)):
-        overrides["size"] = overrides["size"][-1]
-    return overrides
+    return {k: v for k, v in preprocessing.items() if v is not None}
 
 
 def check_size(record, model_size):
@@ -269,6 +269,42 @@ class ImagePreprocessing(keras.layers.Layer):
         return config
 
 
+@keras.saving.register_keras_serializable(package="se_keras", name="Preprocessing")
+class LegacyNormalization(ImagePreprocessing):
+    """Reads `.keras` files written before the record: their normalization layer.
+
+    Models saved with `include_preprocessing=True` before the record existed
+    hold a layer registered as "se_keras>Preprocessing" with the config
+    `{mean, std, scale, data_format}` that computed `(x * scale - mean) / std`.
+    It loads as a record layer that normalizes, with that mean and std; its
+    size is the model's input size when that is static (224 otherwise).
+
+    Example:
+    >>> layer = LegacyNormalization(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    >>> layer.preprocessing.normalize_in_model
+    True
+    """
+
+    def __init__(self, preprocessing=None, mean=None, std=None, scale=None, data_format=None,
+                 **kwargs):
+        if preprocessing is None:
+            if scale is not None and abs(float(scale) * 255.0 - 1.0) > 1e-9:
+                raise ValueError(
+                    "Only the 1/255 scale of the old normalization layer maps onto a "
+                    f"preprocessing record. Received: scale={scale!r}"
+                )
+            preprocessing = Preprocessing(
+                mean=IMAGENET_MEAN if mean is None else mean,
+                std=IMAGENET_STD if std is None else std, normalize_in_model=True)
+        super().__init__(preprocessing, data_format=data_format, **kwargs)
+
+    def build(self, input_shape):
+        spatial = input_shape[1:3] if self.data_format == "channels_last" else input_shape[2:]
+        if len(spatial) == 2 and spatial[0] is not None and spatial[0] == spatial[1]:
+            self.preprocessing = self.preprocessing.replace(size=int(spatial[0]))
+        super().build(input_shape)
+
+
 def _record_layers(model):
     """The `ImagePreprocessing` layers of `model` and of the models nested in it."""
     found, stack = [], [model]
@@ -309,7 +345,35 @@ def get_preprocessing(model):
             "se_keras.Preprocessing(size=..., crop_pct=..., mean=..., std=...)). "
             f"Received: model={getattr(model, 'name', model)!r}"
         )
+    if len(layers) > 1 and (
+        any(layer.preprocessing.normalize_in_model for layer in layers)
+        or len({layer.preprocessing.replace(weights=None) for layer in layers}) > 1
+    ):
+        # Two records that normalize, or that disagree, cannot both be obeyed.
+        raise ValueError(
+            "The model carries several preprocessing records that cannot all hold: "
+            + "; ".join(f"{layer.name}: {layer.preprocessing}" for layer in layers)
+            + f". Keep one. Received: model={getattr(model, 'name', model)!r}"
+        )
     return layers[0].preprocessing
+
+
+def set_weights_origin(model, weights):
+    """Records where the model's weights now come from (a file, a run checkpoint).
+
+    Only the record's `weights` field changes, which nothing computes with,
+    so the model's layers stay as they are (unlike `attach_preprocessing`).
+
+    Example:
+    >>> from se_keras.applications import SEResNet20
+    >>> model = SEResNet20(weights=None)
+    >>> set_weights_origin(model, "runs/x/checkpoints/ckpt-3")
+    >>> get_preprocessing(model).weights
+    'runs/x/checkpoints/ckpt-3'
+    """
+    get_preprocessing(model)  # one consistent record, or the error
+    for layer in _record_layers(model):
+        layer.preprocessing = layer.preprocessing.replace(weights=weights)
 
 
 def attach_preprocessing(model, preprocessing):
@@ -343,6 +407,14 @@ def attach_preprocessing(model, preprocessing):
             f"Received: model.inputs={model.inputs}"
         )
     check_size(record, _static_spatial_size(model))
+    nested = [layer for layer in _record_layers(model) if layer not in model.layers]
+    if nested:
+        raise ValueError(
+            f"The model already carries a record inside it ({nested[0].name}: "
+            f"{nested[0].preprocessing}); a second one at its input would describe the "
+            "preprocessing twice. Attach the record to the inner model instead. "
+            f"Received: model={model.name!r}"
+        )
     layers = [layer for layer in model.layers if isinstance(layer, ImagePreprocessing)]
     if layers:
         old = layers[0].preprocessing

@@ -152,3 +152,40 @@ def test_top_level_names():
     assert se_keras.Preprocessing is Preprocessing
     assert se_keras.get_preprocessing is get_preprocessing
     assert se_keras.data.Preprocessing is Preprocessing
+
+
+def test_a_second_record_around_a_model_that_has_one_is_refused():
+    inner = applications.SEResNet20(weights=None, include_top=False, pooling="avg",
+                                    include_preprocessing=True)
+    inputs = keras.Input((32, 32, 3))
+    outer = keras.Model(inputs, keras.layers.Dense(3)(inner(inputs)), name="outer")
+    assert get_preprocessing(outer).normalize_in_model
+    with pytest.raises(ValueError, match=r"already carries a record inside it"):
+        attach_preprocessing(outer, Preprocessing(size=32, crop_pct=1.0))
+    # Built by hand: two records that would both normalize are an error to read.
+    x = ImagePreprocessing(Preprocessing(size=32, normalize_in_model=True), name="again")(inputs)
+    twice = keras.Model(inputs, inner(x), name="twice")
+    with pytest.raises(ValueError, match=r"several preprocessing records.*Received: model='twice'"):
+        get_preprocessing(twice)
+
+
+def test_size_must_be_one_number():
+    assert Preprocessing(size=(40, 40)).size == 40
+    for bad in [(224, 224, 3), (20, 30), "224"]:
+        with pytest.raises(ValueError, match=r"Received: size="):
+            Preprocessing(size=bad)
+
+
+def test_keras_files_from_before_the_record_load_their_normalization():
+    """Such files hold a layer registered as se_keras>Preprocessing."""
+    old = {"module": None, "class_name": "Preprocessing", "registered_name": "se_keras>Preprocessing",
+           "config": {"name": "preprocessing", "mean": [0.485, 0.456, 0.406],
+                      "std": [0.229, 0.224, 0.225], "scale": 1.0 / 255.0,
+                      "data_format": "channels_last", "trainable": True, "dtype": "float32"}}
+    layer = keras.saving.deserialize_keras_object(old)
+    inputs = keras.Input((24, 24, 3))
+    model = keras.Model(inputs, layer(inputs))
+    record = get_preprocessing(model)
+    assert record.normalize_in_model and record.size == 24
+    x = np.random.default_rng(3).uniform(0, 255, (1, 24, 24, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(model(x)), preprocess_input(x), rtol=1e-5, atol=1e-5)

@@ -178,8 +178,9 @@ def weights_preprocessing(weights, default_size, crop_pct=0.875):
     """The record that weights imply before any override: for None or a weights file.
 
     A file's record is read from its sidecar (`x.preprocessing.json`, which
-    `se-keras convert` and the trainer write); without one, the defaults
-    (ImageNet mean and std, bilinear) with the file as the origin.
+    `se_keras.weights.loading.save_weights_atomically` and `se-keras convert`
+    write); without one, the defaults (ImageNet mean and std, bilinear)
+    with the file as the origin.
     (Registry checkpoints bring their own row's record; see resnet.py.)
     """
     base = preprocessing_lib.Preprocessing(size=default_size, crop_pct=crop_pct)

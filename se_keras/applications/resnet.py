@@ -370,10 +370,16 @@ _OPTIONS_KEEPING_WEIGHTS = {
 }
 
 
-def _public(arch, *, weights, variant, name, **kwargs):
-    """Builds `arch` in the layout its weights need, then loads the weights."""
-    # Imported here: the weights package imports this module for its tables.
-    from se_keras import weights as weights_lib
+def resolve_variant(arch, weights=None, variant=None):
+    """The checkpoint layout a builder call builds: `variant`, else the weights', else the default.
+
+    A training run records it, so that the run's model is rebuilt in the
+    layout it was trained in even when it is rebuilt without its weights.
+
+    Example:
+    >>> resolve_variant("seresnext50_32x4d", "legacy_in1k")
+    'legacy'
+    """
     from se_keras.weights import registry
 
     checkpoint = None
@@ -384,6 +390,22 @@ def _public(arch, *, weights, variant, name, **kwargs):
                 f"The weights {checkpoint.name!r} need variant="
                 f"{checkpoint.variant!r}. Received: variant={variant!r}"
             )
+    if variant is None:
+        variant = checkpoint.variant if checkpoint else registry.default_variant(arch)
+    check_choice("variant", variant, tuple(VARIANTS))
+    return variant
+
+
+def _public(arch, *, weights, variant, name, **kwargs):
+    """Builds `arch` in the layout its weights need, then loads the weights."""
+    # Imported here: the weights package imports this module for its tables.
+    from se_keras import weights as weights_lib
+    from se_keras.weights import registry
+
+    variant = resolve_variant(arch, weights, variant)
+    checkpoint = None
+    if isinstance(weights, str) and weights in registry.tags_for(arch) | {"imagenet"}:
+        checkpoint = registry.get(arch, weights)
     if checkpoint is not None:
         changed = sorted(set(kwargs) - _OPTIONS_KEEPING_WEIGHTS)
         if changed:
@@ -395,8 +417,6 @@ def _public(arch, *, weights, variant, name, **kwargs):
                 "were trained for; use them with weights=None or your own weights "
                 f"file. Received: {', '.join(f'{k}={kwargs[k]!r}' for k in changed)}"
             )
-    if variant is None:
-        variant = checkpoint.variant if checkpoint else registry.default_variant(arch)
     row = dict(ARCHITECTURES[arch])
     if checkpoint is not None:
         row["default_size"] = checkpoint.input_size

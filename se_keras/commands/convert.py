@@ -24,7 +24,7 @@ def run(args):
     import pathlib
 
     from se_keras.preprocessing import get_preprocessing
-    from se_keras.preprocessing import write_sidecar
+    from se_keras.preprocessing import sidecar_path
     from se_keras.weights import from_timm
     from se_keras.weights.loading import parse_timm_name
     from se_keras.weights.loading import save_weights_atomically
@@ -36,9 +36,9 @@ def run(args):
         )
     model = from_timm(args.timm_name, args.checkpoint, include_top=not args.no_top)
     output.parent.mkdir(parents=True, exist_ok=True)
-    save_weights_atomically(model, output)
     record = get_preprocessing(model).replace(weights=str(args.checkpoint))
-    sidecar = write_sidecar(output, record)
+    save_weights_atomically(model, output, record)
+    sidecar = sidecar_path(output)
     variant = parse_timm_name(args.timm_name)[1]
     print(f"wrote {output} ({model.name}, layout {variant!r}, {len(model.weights)} weights) "
           f"and {sidecar} ({record.interpolation}, crop_pct {record.crop_pct}, "

@@ -16,6 +16,28 @@ import os
 import pathlib
 
 QUANTIZATIONS = (None, "dynamic")
+# Float TFLite against Keras on the same pixels: rounding noise only.
+VERIFY_ATOL = 1e-4
+
+
+def _check(tflite_path, model, preprocessing):
+    """Max |TFLite - Keras| output on the warm-up images."""
+    import numpy as np
+    import tensorflow as tf
+
+    from se_keras.export.serving import default_warmup_images
+    from se_keras.export.serving import preprocess_images
+
+    pixels = preprocess_images(default_warmup_images(preprocessing.size), preprocessing)
+    interpreter = tf.lite.Interpreter(model_path=str(tflite_path))
+    (inputs,), (outputs,) = interpreter.get_input_details(), interpreter.get_output_details()
+    interpreter.resize_tensor_input(inputs["index"], pixels.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(inputs["index"], pixels.astype("float32"))
+    interpreter.invoke()
+    served = interpreter.get_tensor(outputs["index"])
+    expected = np.asarray(model(pixels, training=False), "float32")
+    return float(np.max(np.abs(served - expected)))
 
 
 def export_tflite(model, path, *, quantize=None, preprocessing=None, keep_dtype=False,
@@ -59,11 +81,12 @@ def export_tflite(model, path, *, quantize=None, preprocessing=None, keep_dtype=
             f"`quantize` must be None or 'dynamic'. Received: quantize={quantize!r}"
         )
     preprocessing = resolve_preprocessing(model, preprocessing)
-    served = model if keep_dtype else float32_model(model)
+    reference = model if keep_dtype else float32_model(model)
+    served = reference
     if optimize:
         from se_keras.export.optimize import optimize_for_inference
 
-        served = optimize_for_inference(served)
+        served = optimize_for_inference(reference)
     size = preprocessing.size
     kwargs = {"optimizations": [tf.lite.Optimize.DEFAULT]} if quantize == "dynamic" else {}
     with atomic_path(path, suffix=".tflite") as tmp:
@@ -75,10 +98,23 @@ def export_tflite(model, path, *, quantize=None, preprocessing=None, keep_dtype=
             **kwargs,
         )
         os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the model from other users
+        # Checked before it gets its name: the interpreter's answer on the
+        # warm-up images against the model as given (float exports must agree
+        # to float rounding; int8 weights move outputs, which is recorded).
+        difference = _check(tmp, reference, preprocessing)
+        if quantize is None and not difference <= VERIFY_ATOL:
+            raise ValueError(
+                f"The TFLite model's outputs differ from the Keras model's by {difference:.3g} "
+                f"(> {VERIFY_ATOL}); it was not written. Received: path={str(path)!r}"
+            )
+    pixels = ("raw RGB in [0, 255] (the model normalizes)" if preprocessing.normalize_in_model
+              else "normalized RGB")
     write_json_atomically(
         path.with_name(f"{path.stem}.preprocessing.json"),
-        {"input": f"float32 [batch, {size}, {size}, 3] after eval_preprocess",
-         "output": "probabilities", "quantize": quantize,
+        {"input": f"float32 [batch, {size}, {size}, 3]: preprocess_image output, {pixels}",
+         "output": "the Keras model's output (probabilities with a softmax head)",
+         "quantize": quantize, "optimized": bool(optimize),
+         "max_abs_difference_from_keras": difference,
          "preprocessing": preprocessing.to_dict()},
     )
     return path

@@ -84,7 +84,8 @@ class TrainConfig:
         momentum, nesterov: SGD momentum.
         weight_decay: the weight decay coefficient; what it means depends
             on `weight_decay_mode`.
-        weight_decay_mode: "coupled" (SGD only): L2, `weight_decay * w`
+        weight_decay_mode: None (the optimizer's own: coupled for SGD,
+            decoupled for AdamW), or "coupled" (SGD only): L2, `weight_decay * w`
             added to the gradient before momentum, as in the paper's Caffe
             recipe, PyTorch and timm; "decoupled": `w -= lr * weight_decay
             * w` outside the momentum (Keras' `weight_decay`; AdamW always
@@ -172,7 +173,7 @@ class TrainConfig:
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 5e-4
-    weight_decay_mode: str = "coupled"
+    weight_decay_mode: typing.Optional[str] = None
     decay_bn_and_bias: bool = True
     schedule: str = "cosine"
     lr_boundaries: list = dataclasses.field(default_factory=lambda: [0.3, 0.6, 0.9])
@@ -204,6 +205,13 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @property
+    def resolved_weight_decay_mode(self):
+        """`weight_decay_mode`, or the optimizer's own: coupled (L2) for SGD, decoupled for AdamW."""
+        if self.weight_decay_mode:
+            return self.weight_decay_mode
+        return "decoupled" if self.optimizer == "adamw" else "coupled"
+
+    @property
     def scaled_lr(self):
         """`lr` scaled linearly from `lr_batch_size` to `batch_size`."""
         return self.lr * self.batch_size / self.lr_batch_size
@@ -213,7 +221,7 @@ class TrainConfig:
         choices = {"strategy": STRATEGIES, "precision": PRECISIONS, "schedule": SCHEDULES,
                    "optimizer": OPTIMIZERS, "crop": ("inception", "pad", "resize"),
                    "interpolation": (None, *INTERPOLATIONS),
-                   "weight_decay_mode": WEIGHT_DECAY_MODES}
+                   "weight_decay_mode": (None, *WEIGHT_DECAY_MODES)}
         for field, allowed in choices.items():
             value = getattr(self, field)
             if value not in allowed:

@@ -106,13 +106,25 @@ def checkpoint_files(directory):
     return [path for _, path in sorted(found, reverse=True)]
 
 
-def _checkpoint_model_variables(reader, root_name, model):
-    """The checkpoint's variables under `root_name`, as (readable path, shape, matched).
+# Children of a model in a checkpoint that are not its layers: a compiled
+# model (the fine-tuning example saves one) also tracks its optimizer and
+# metrics, which are not the model's weights.
+_NOT_LAYERS = ("optimizer", "_compile_metrics", "_compile_loss", "_loss_tracker", "_metrics",
+               "_tracked", "_inbound_nodes", "_outbound_nodes", "_losses", "_losses_override")
+
+
+def _checkpoint_model_variables(reader, root_name, model, root_operations=None):
+    """The checkpoint's layer variables under `root_name`, as (readable path, shape, matched).
 
     Walks the checkpoint's object graph (TF's TrackableObjectGraph proto)
-    from the root's child `root_name`; a variable is matched when the
-    model has a variable of the same shape at the same attribute path.
+    from the root's child `root_name` alongside the model: a model's layers
+    are its `_operations` by index (nested models resolved against their
+    own), a layer's variables are its attributes. A variable is matched when
+    the model has a variable of the same shape at the same place.
+    `root_operations` replaces the model's own layer list (old checkpoints,
+    see `_restore_target`).
     """
+    import keras
     from tensorflow.core.protobuf import trackable_object_graph_pb2
 
     graph = trackable_object_graph_pb2.TrackableObjectGraph()
@@ -121,36 +133,75 @@ def _checkpoint_model_variables(reader, root_name, model):
     start = [c.node_id for c in graph.nodes[0].children if c.local_name == root_name]
     if not start:
         return []
-    operations = list(getattr(model, "operations", []) or [])
-    seen, found, stack = set(), [], [(start[0], [])]
+    results, seen = [], set()
+    stack = [(start[0], model, [])]
     while stack:
-        node_id, path = stack.pop()
+        node_id, target, readable = stack.pop()
         if node_id in seen:
             continue
         seen.add(node_id)
         node = graph.nodes[node_id]
         for attribute in node.attributes:
             if attribute.name == "VARIABLE_VALUE":
-                found.append((path, tuple(shapes.get(attribute.checkpoint_key, ()))))
+                shape = tuple(shapes.get(attribute.checkpoint_key, ()))
+                matched = target is not None and tuple(getattr(target, "shape", ())) == shape
+                results.append(("/".join(readable), shape, matched))
+        is_model = isinstance(target, keras.Model)
         for child in reversed(node.children):
-            if child.local_name not in ("_inbound_nodes", "_outbound_nodes", "_losses"):
-                stack.append((child.node_id, path + [child.local_name]))
-    results = []
-    for path, shape in found:
-        target, readable = model, []
-        for i, part in enumerate(path):
-            if part == "_operations" and i + 1 < len(path) and path[i + 1].isdigit():
+            name = child.local_name
+            if is_model and name != "_operations":
                 continue
-            if i > 0 and path[i - 1] == "_operations" and part.isdigit():
-                index = int(part)
-                target = operations[index] if index < len(operations) else None
-                readable.append(target.name if target is not None else f"<operation {index}>")
+            if name in _NOT_LAYERS:
                 continue
-            target = getattr(target, part, None) if target is not None else None
-            readable.append(part.lstrip("_"))
-        matched = target is not None and tuple(getattr(target, "shape", ())) == shape
-        results.append(("/".join(readable), shape, matched))
+            if name == "_operations":
+                operations = list(getattr(target, "operations", []) or [])
+                if target is model and root_operations is not None:
+                    operations = root_operations
+                for op_child in reversed(graph.nodes[child.node_id].children):
+                    index = int(op_child.local_name) if op_child.local_name.isdigit() else -1
+                    layer = operations[index] if 0 <= index < len(operations) else None
+                    label = layer.name if layer is not None else f"<operation {index}>"
+                    stack.append((op_child.node_id, layer, readable + [label]))
+                continue
+            child_target = getattr(target, name, None) if target is not None else None
+            stack.append((child.node_id, child_target, readable + [name.lstrip("_")]))
     return results
+
+
+def _checkpoint_operation_count(reader, root_name):
+    """How many layers the checkpoint's model has (its `_operations` list), or None."""
+    from tensorflow.core.protobuf import trackable_object_graph_pb2
+
+    graph = trackable_object_graph_pb2.TrackableObjectGraph()
+    graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    for child in graph.nodes[0].children:
+        if child.local_name == root_name:
+            for grandchild in graph.nodes[child.node_id].children:
+                if grandchild.local_name == "_operations":
+                    return len(graph.nodes[grandchild.node_id].children)
+    return None
+
+
+def _restore_target(reader, model, root_name):
+    """What to restore into: the model, or a view of it for checkpoints older than its record.
+
+    Checkpoints written before models carried their preprocessing record
+    number the layers without the `ImagePreprocessing` layer (second in the
+    model, weightless); TensorFlow matches layers by that number. A
+    `tf.Module` holding the other layers in the old order restores them.
+    """
+    import tensorflow as tf
+
+    from se_keras.preprocessing import ImagePreprocessing
+
+    operations = list(getattr(model, "operations", []) or [])
+    count = _checkpoint_operation_count(reader, root_name)
+    record = [i for i, op in enumerate(operations) if isinstance(op, ImagePreprocessing)]
+    if count is not None and record and count == len(operations) - 1:
+        view = tf.Module(name=model.name)
+        view._operations = [op for i, op in enumerate(operations) if i != record[0]]
+        return view, operations[: record[0]] + operations[record[0] + 1:]
+    return model, None
 
 
 def restore_strictly(path, model, root_name="model"):
@@ -170,7 +221,11 @@ def restore_strictly(path, model, root_name="model"):
     import tensorflow as tf
 
     reader = tf.train.load_checkpoint(path)
-    listed = _checkpoint_model_variables(reader, root_name, model)
+    target, old_order = _restore_target(reader, model, root_name)
+    if old_order is not None:
+        log.warning("%s was written before models carried their preprocessing record; its "
+                    "layers are restored in the old order.", path)
+    listed = _checkpoint_model_variables(reader, root_name, model, old_order)
     unmatched = [(p, s) for p, s, ok in listed if not ok]
     own = len({id(v) for v in model.variables})
     if len(listed) > own:
@@ -185,7 +240,7 @@ def restore_strictly(path, model, root_name="model"):
             f"edited?). Received: checkpoint={path!r}"
         )
     try:
-        status = tf.train.Checkpoint(**{root_name: model}).read(path)
+        status = tf.train.Checkpoint(**{root_name: target}).read(path)
         status.assert_existing_objects_matched()
     except AssertionError as error:
         names = re.findall(r"path=([^,]+),", str(error))
@@ -211,29 +266,45 @@ def restore_strictly(path, model, root_name="model"):
     return status
 
 
-def restore_newest_intact(candidates, restore, say=log.warning):
+def _is_damage(error):
+    """True for errors of reading a checkpoint's files (truncated, corrupt, missing)."""
+    import tensorflow as tf
+
+    # A truncated data file surfaces as an IndexError ("Read less bytes
+    # than requested") from TensorFlow's reader, not as an OpError.
+    return isinstance(error, (tf.errors.OpError, IndexError, OSError, EOFError))
+
+
+def restore_newest_intact(candidates, restore, say=None):
     """Calls `restore(path)` on the newest candidate that reads; returns that path.
 
-    A damaged checkpoint (truncated, unreadable) is reported through `say`
-    and the next older one is tried; a mismatch with the model is not
-    damage and is raised at once.
+    A damaged checkpoint (a file that cannot be read) is reported, always as
+    a logged warning and also through `say`, and the next older one is
+    tried. Any other error (a mismatch with the model, a bug) is raised at
+    once: an intact newest checkpoint is never passed over.
 
     Raises:
         ValueError: when no candidate can be read, naming each and why.
     """
     failures = []
+
+    def report(message):
+        log.warning(message)
+        if say is not None:
+            say(message)
+
     for path in candidates:
         try:
             restore(path)
-        except CheckpointMismatchError:
-            raise
-        except Exception as error:  # noqa: BLE001 - any read failure means "damaged"
+        except Exception as error:  # noqa: BLE001 - sorted by _is_damage below
+            if not _is_damage(error):
+                raise
             reason = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:200]}"
             failures.append(f"{path} ({reason})")
-            say(f"Checkpoint {path} is damaged ({reason}); trying the previous one.")
+            report(f"Checkpoint {path} is damaged ({reason}); trying the previous one.")
             continue
         if failures:
-            say(f"Restored {path} instead of the damaged newer checkpoint(s).")
+            report(f"Restored {path} instead of the damaged newer checkpoint(s).")
         return path
     raise ValueError(
         "No intact checkpoint: " + ("; ".join(failures) if failures else "none found") + "."
@@ -266,15 +337,12 @@ def restore_model(run_dir):
     candidates = checkpoint_files(directory)
     if not candidates:
         raise ValueError(f"No checkpoint in {directory}. Received: run_dir={str(run_dir)!r}")
-    model_config = {**config["model"], "kwargs": dict(config["model"].get("kwargs", {}))}
-    holder = {}
+    kwargs = dict(config["model"].get("kwargs", {}))
+    # Runs written before the record lived in the model entry kept it beside.
+    kwargs.setdefault("preprocessing", config["preprocessing"])
+    model = build_model({**config["model"], "kwargs": kwargs})
+    path = restore_newest_intact(candidates, lambda p: restore_strictly(p, model))
+    from se_keras.preprocessing import set_weights_origin
 
-    def restore(path):
-        kwargs = model_config["kwargs"]
-        record = kwargs.get("preprocessing") or config["preprocessing"]
-        kwargs["preprocessing"] = {**record, "weights": path}
-        holder["model"] = model = build_model(model_config)
-        restore_strictly(path, model)
-
-    restore_newest_intact(candidates, restore)
-    return holder["model"], config
+    set_weights_origin(model, path)
+    return model, config

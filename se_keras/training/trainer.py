@@ -234,6 +234,20 @@ class Trainer:
         if config.interpolation:
             overrides.setdefault("interpolation", config.interpolation)
         kwargs["preprocessing"] = overrides
+        from se_keras.applications import get_builder
+        from se_keras.applications import resnet
+
+        arch = getattr(get_builder(config.model), "arch", None)
+        if arch in resnet.ARCHITECTURES:
+            # The layout follows the initial weights (legacy_in1k builds the
+            # Caffe layout); recorded, so that the run's model is rebuilt in it.
+            kwargs["variant"] = resnet.resolve_variant(arch, weights, kwargs.get("variant"))
+        if self.resume:
+            # The run's own model entry, record included; its weights come
+            # from the checkpoint, so the initial weights (a file that may be
+            # gone, a download) are not loaded again.
+            saved = run_files.read_config(self.run_dir, required=("model",))["model"]
+            kwargs, weights = dict(saved.get("kwargs", {})), None
         with self.strategy.scope():
             self.model = run_files.build_model({"name": config.model,
                                                 "kwargs": {**kwargs, "weights": weights}})
@@ -344,10 +358,13 @@ class Trainer:
                 f"changed?). Received: checkpoint={path!r}"
             )
         saved = json.loads(self.preprocessing_json.numpy().decode("utf-8"))
-        if saved != self.preprocessing.to_dict():
+        current = self.preprocessing.to_dict()
+        # Where the initial weights came from is not how the model is fed.
+        saved.pop("weights", None), current.pop("weights", None)
+        if saved != current:
             raise run_files.CheckpointMismatchError(
                 f"The checkpoint {path} was trained with the preprocessing {saved}, the run's "
-                f"config now says {self.preprocessing.to_dict()}. Received: checkpoint={path!r}"
+                f"config now says {current}. Received: checkpoint={path!r}"
             )
 
     def _make_optimizer(self):
@@ -373,7 +390,7 @@ class Trainer:
         optimizer = make_optimizer(
             config.optimizer, self.schedule, momentum=config.momentum,
             nesterov=config.nesterov, weight_decay=config.weight_decay,
-            weight_decay_mode=config.weight_decay_mode,
+            weight_decay_mode=config.resolved_weight_decay_mode,
             decay_bn_and_bias=config.decay_bn_and_bias, model=self.model,
         )
         self.loss_scaling = self.policy == "mixed_float16"
@@ -565,15 +582,29 @@ class Trainer:
         if self.is_chief:
             run_files.write_json_atomically(self.run_dir / HISTORY_NAME, self.history)
 
+    def _raise_data_error(self, error, split):
+        """Raises the ValueError that names the bad data, or `error` itself if it is not that."""
+        from se_keras.data import errors as data_errors
+
+        explained = data_errors.explain(error, split, skip_bad_files=self.config.skip_bad_files)
+        if explained is None:
+            raise error
+        raise explained from error
+
     def evaluate(self):
         """Validation loss, top-1 and top-5 over the whole validation split."""
         if self.eval_data is None:
             return {}
+        import tensorflow as tf
+
         totals = {k: 0.0 for k in _STAT_KEYS}
-        for batch in self.eval_data:
-            stats = self._eval_step(batch)
-            for k in _STAT_KEYS:
-                totals[k] += float(stats[k])
+        try:
+            for batch in self.eval_data:
+                stats = self._eval_step(batch)
+                for k in _STAT_KEYS:
+                    totals[k] += float(stats[k])
+        except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as error:
+            self._raise_data_error(error, self.source.validation)
         n = max(totals["count"], 1.0)
         return {"val_loss": totals["loss"] / n, "val_accuracy": totals["top1"] / n,
                 "val_top5": totals["top5"] / n, "val_examples": int(totals["count"])}
@@ -668,13 +699,7 @@ class Trainer:
             try:
                 totals = self._train_loop(self.train_iterator, tf.constant(n, tf.int64))
             except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as error:
-                from se_keras.data import errors as data_errors
-
-                explained = data_errors.explain(error, self.source.train,
-                                                skip_bad_files=config.skip_bad_files)
-                if explained is None:
-                    raise
-                raise explained from error
+                self._raise_data_error(error, self.source.train)
             totals = {k: float(v) for k, v in totals.items()}
             dt = time.time() - t0
             step += n

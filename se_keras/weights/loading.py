@@ -24,19 +24,48 @@ KERAS_SUFFIXES = (".weights.h5", ".h5")
 TIMM_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 
 
-def save_weights_atomically(model, path):
+def save_weights_atomically(model, path, record=None):
     """Writes `model.save_weights` to a temporary name, then renames it to `path`.
+
+    The model's preprocessing record (or `record`) is written beside the
+    weights (`x.preprocessing.json`), where the builders read it back when
+    given `weights="x.weights.h5"`; a weights file alone does not say how
+    its model was fed.
 
     Example:
     >>> save_weights_atomically(model, "model.weights.h5")  # doctest: +SKIP
     """
+    from se_keras import preprocessing as preprocessing_lib
+
+    if record is None:
+        try:
+            record = preprocessing_lib.get_preprocessing(model)
+        except ValueError:
+            record = None  # a model without a record: nothing to keep
     with atomic_path(path, suffix=".weights.h5") as tmp:
         model.save_weights(tmp, overwrite=True)
+    if record is not None:
+        preprocessing_lib.write_sidecar(path, record)
+
+
+def converted_path(checkpoint, include_top=True):
+    """Where the converted Keras weights of a registry checkpoint are cached.
+
+    Named after the verified source file's hash, so that a file converted
+    from another source (an older registry row) is never taken for it.
+
+    Example:
+    >>> converted_path(registry.get("seresnet50", "legacy_in1k")).name
+    'seresnet50.legacy_in1k-ce0d4300.weights.h5'
+    """
+    source = checkpoint.sha256 or checkpoint.sha256_prefix
+    source = f"-{source[:8]}" if source else ""
+    suffix = "" if include_top else "_notop"
+    return download.cache_dir() / f"{checkpoint.name}{source}{suffix}.weights.h5"
 
 
 def _load_registered(model, checkpoint):
-    suffix = "" if has_classifier(model) else "_notop"
-    converted = download.cache_dir() / f"{checkpoint.name}{suffix}.weights.h5"
+    converted = converted_path(checkpoint, has_classifier(model))
     if converted.exists():
         try:
             load_keras_weights(model, converted)
@@ -53,7 +82,8 @@ def _load_registered(model, checkpoint):
         convert_into(model, read_checkpoint(path), checkpoint.variant)
 
     download.fetch(checkpoint, check=convert)
-    save_weights_atomically(model, converted)
+    with atomic_path(converted, suffix=".weights.h5") as tmp:
+        model.save_weights(tmp, overwrite=True)
 
 
 def load_weights(model, weights, checkpoint=None, variant="timm"):

@@ -128,3 +128,12 @@ def test_an_undecodable_jpeg_is_named(small_cifar, tmp_path, flags, advice):
     results = _train(tmp_path / "again", f"folder:{folder}", steps_per_epoch=7,
                      skip_bad_files=True, verify_images=True)
     assert results["steps"] == 7
+
+
+def test_an_undecodable_validation_image_is_named_too(small_cifar, tmp_path):
+    folder = tmp_path / "photos"
+    shutil.copytree(small_cifar, folder)
+    broken = folder / "truck" / "0005.jpg"  # the last of its class: held out
+    broken.write_bytes(broken.read_bytes()[:3] + b"\x00" * 200)
+    with pytest.raises(ValueError, match=rf"Cannot decode {broken}"):
+        _train(tmp_path, f"folder:{folder}", steps_per_epoch=2, val_split="1")

@@ -41,6 +41,9 @@ def test_tflite_float_export_matches_keras(tmp_path, capsys):
     assert float_difference <= 1e-4
     sidecar = json.loads((tmp_path / "float.preprocessing.json").read_text())
     assert sidecar["preprocessing"]["std"] == list(CIFAR_PREPROCESSING["std"])
+    # The export checked itself (optimized graph against the model as given).
+    assert sidecar["optimized"] and sidecar["max_abs_difference_from_keras"] <= 1e-4
+    assert "normalized RGB" in sidecar["input"]
 
     capsys.readouterr()
 

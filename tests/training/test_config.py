@@ -118,14 +118,17 @@ def test_recipes_decay_weights_as_the_paper_means(tmp_path):
         model = SEResNet20(weights=None, input_shape=(16, 16, 3), classes=3)
         optimizer = make_optimizer(
             config.optimizer, 0.1, momentum=config.momentum, nesterov=config.nesterov,
-            weight_decay=config.weight_decay, weight_decay_mode=config.weight_decay_mode,
+            weight_decay=config.weight_decay,
+            weight_decay_mode=config.resolved_weight_decay_mode,
             decay_bn_and_bias=config.decay_bn_and_bias, model=model)
         assert isinstance(optimizer, L2SGD) and not isinstance(optimizer, keras.optimizers.SGD)
         gamma = model.get_layer("stem_bn1").gamma
         kernel = model.get_layer("stem_conv1").kernel
         assert optimizer._decays(kernel)
         assert optimizer._decays(gamma) != excluded
+    # Each optimizer's own meaning by default; coupled decay with AdamW is refused.
+    assert resolve_config("default", {"optimizer": "adamw"}).resolved_weight_decay_mode == \
+        "decoupled"
+    assert resolve_config("default").resolved_weight_decay_mode == "coupled"
     with pytest.raises(ValueError, match="Received: weight_decay_mode='coupled'"):
-        resolve_config("default", {"optimizer": "adamw"})
-    assert resolve_config("default", {"optimizer": "adamw",
-                                      "weight_decay_mode": "decoupled"}).optimizer == "adamw"
+        resolve_config("default", {"optimizer": "adamw", "weight_decay_mode": "coupled"})

@@ -137,3 +137,71 @@ def test_broken_run_configs_are_named(uninterrupted, tmp_path, capsys, change, m
     err = capsys.readouterr().err
     assert err.startswith("se-keras evaluate: error:") and len(err.strip().splitlines()) == 1
     assert __import__("re").search(message, err)
+
+
+def test_only_unreadable_checkpoints_are_passed_over():
+    calls = []
+
+    def restore(path):
+        calls.append(path)
+        if path == "new":
+            raise RuntimeError("a bug, not damage")
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        run_files.restore_newest_intact(["new", "old"], restore)
+    assert calls == ["new"]
+
+    def damaged_newest(path):
+        if path == "new":
+            raise tf.errors.DataLossError(None, None, "truncated record")
+
+    assert run_files.restore_newest_intact(["new", "old"], damaged_newest) == "old"
+
+
+def test_checkpoints_written_before_the_record_layer_still_restore(tmp_path):
+    """Before models carried their preprocessing record, checkpoints numbered the
+    layers without it; TensorFlow matches layers by that number."""
+    from se_keras.applications import SEResNet20
+    from se_keras.preprocessing import ImagePreprocessing
+
+    keras.utils.set_random_seed(5)
+    trained = SEResNet20(weights=None, input_shape=(16, 16, 3), classes=10)
+    old_layers = [op for op in trained.operations if not isinstance(op, ImagePreprocessing)]
+    view = tf.Module()
+    view._operations = old_layers  # the old model's layer list
+    path = tf.train.Checkpoint(model=view).write(str(tmp_path / "old" / "ckpt-1"))
+    fresh = SEResNet20(weights=None, input_shape=(16, 16, 3), classes=10)
+    run_files.restore_strictly(path, fresh)
+    for a, b in zip(fresh.get_weights(), trained.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_resume_does_not_need_the_initial_weights_again(tmp_path):
+    """The checkpoint holds the weights: a deleted initial weights file (or a
+    download) must not stop a resume, nor count as a preprocessing change."""
+    from se_keras.applications import SEResNet20
+
+    initial = tmp_path / "initial.weights.h5"
+    SEResNet20(weights=None, input_shape=(16, 16, 3), classes=10).save_weights(initial)
+    run_dir = tmp_path / "run"
+    _run(run_dir, max_steps=2, weights=str(initial))
+    initial.unlink()
+    results = _run(run_dir, resume=True, max_steps=4, weights=str(initial))
+    assert results["steps"] == 4
+
+
+def test_the_layout_of_the_weights_is_recorded_and_rebuilt(tmp_path):
+    """SE-ResNet-18's default layout is legacy; a run in the other layout must
+    be restored in it (both have the same weight shapes)."""
+    run_dir = tmp_path / "run"
+    _run(run_dir, model="SEResNet18", model_kwargs={"variant": "timm"}, max_steps=1, image_size=32,
+         batch_size=8, steps_per_epoch=1, epochs=1, checkpoint_every_steps=0)
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["model"]["kwargs"]["variant"] == "timm"
+    model, _ = run_files.restore_model(run_dir)
+    # timm's layout: the stem pool pads 1 on each side (legacy: ceil mode).
+    assert model.get_layer("stem_pool_pad").padding == ((1, 1), (1, 1))
+    from se_keras.applications import resnet
+
+    assert resnet.resolve_variant("seresnext50_32x4d", "legacy_in1k") == "legacy"
+    assert resnet.resolve_variant("seresnet18") == "legacy"

@@ -21,6 +21,7 @@ from se_keras.preprocessing import get_preprocessing
 from se_keras.weights import download
 from se_keras.weights import from_timm
 from se_keras.weights import registry
+from se_keras.weights.loading import converted_path
 from se_keras.weights.timm_converter import ConversionError
 from tests.weights import checkpoint_generator as gen
 
@@ -124,9 +125,9 @@ def test_download_verify_convert_then_cache_only(server, checkpoint_file, monkey
     record = get_preprocessing(model)
     assert record.weights == "seresnet18.test_in1k"
     assert record.mean == registry.IMAGENET_MEAN and record.interpolation == "bicubic"  # the row's
-    assert _cache_files() == [
-        "legacy_seresnet18.test_in1k.safetensors", "seresnet18.test_in1k.weights.h5"
-    ]
+    converted = converted_path(registry.CHECKPOINTS[0])
+    assert converted.name == f"seresnet18.test_in1k-{_sha256(checkpoint_file)[:8]}.weights.h5"
+    assert _cache_files() == ["legacy_seresnet18.test_in1k.safetensors", converted.name]
     assert srv.requests == 2  # the redirect and the file
 
     srv.stop()  # the second call must read only local files
@@ -134,7 +135,7 @@ def test_download_verify_convert_then_cache_only(server, checkpoint_file, monkey
     np.testing.assert_array_equal(np.asarray(again(x)), np.asarray(model(x)))
     notop = SEResNet18(weights="test_in1k", include_top=False, pooling="avg")
     assert notop.output.shape == (None, 512)
-    assert "seresnet18.test_in1k_notop.weights.h5" in _cache_files()
+    assert converted_path(registry.CHECKPOINTS[0], include_top=False).name in _cache_files()
     assert srv.requests == 2
 
 
@@ -144,7 +145,7 @@ def test_a_damaged_cached_file_is_downloaded_again(server, checkpoint_file, monk
     SEResNet18(weights="imagenet", include_top=False)
     cached = download.cache_dir() / checkpoint_file.name
     cached.write_bytes(cached.read_bytes()[:1000])  # truncated on disk later
-    (download.cache_dir() / "seresnet18.test_in1k.weights.h5").unlink(missing_ok=True)
+    converted_path(registry.CHECKPOINTS[0]).unlink(missing_ok=True)
     with pytest.warns(UserWarning, match="no longer matches its sha256"):
         model = SEResNet18(weights="imagenet")
     assert srv.requests == 4
@@ -245,9 +246,9 @@ def test_a_truncated_converted_cache_file_is_converted_again(server, checkpoint_
     _use_rows(monkeypatch, _row(sha256=_sha256(checkpoint_file)))
     x = np.random.default_rng(3).normal(size=(1, 64, 64, 3)).astype("float32")
     good = SEResNet18(weights="imagenet", include_top=False, input_shape=(64, 64, 3))
-    converted = download.cache_dir() / "seresnet18.test_in1k_notop.weights.h5"
+    converted = converted_path(registry.CHECKPOINTS[0], include_top=False)
     converted.write_bytes(converted.read_bytes()[:5000])
-    with pytest.warns(UserWarning, match=r"test_in1k_notop.weights.h5.*Converting the checkpoint"):
+    with pytest.warns(UserWarning, match=r"test_in1k-[0-9a-f]{8}_notop.weights.h5.*Converting the checkpoint"):
         again = SEResNet18(weights="imagenet", include_top=False, input_shape=(64, 64, 3))
     np.testing.assert_array_equal(np.asarray(again(x)), np.asarray(good(x)))
     assert srv.requests == 2  # re-converted from the cached checkpoint, not downloaded
