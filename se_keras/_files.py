@@ -9,7 +9,7 @@ import tempfile
 
 
 @contextlib.contextmanager
-def atomic_path(path, suffix="", directory=False):
+def atomic_path(path, suffix="", directory=False, replace=True):
     """Yields a temporary path beside `path`; renames it to `path` if the block succeeds.
 
     The temporary name starts with a dot (hidden from TF Serving's and most
@@ -21,10 +21,17 @@ def atomic_path(path, suffix="", directory=False):
         path: the final path.
         suffix: ending of the temporary name (Keras wants ".weights.h5").
         directory: create a temporary folder instead of a file.
+        replace: with `directory`, whether a folder already at `path` is
+            replaced. It is renamed away to a hidden name before the new one
+            takes its place, so `path` never holds a mix of the two; False
+            lets the final rename fail (an `OSError`) on a non-empty folder
+            there. A file is always replaced.
 
     Example:
     >>> with atomic_path("/tmp/example.json") as tmp:
     ...     _ = tmp.write_text("{}")
+    >>> with atomic_path("/tmp/example_folder", directory=True) as tmp:
+    ...     _ = (tmp / "a.txt").write_text("a")
     """
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -36,12 +43,25 @@ def atomic_path(path, suffix="", directory=False):
         tmp = pathlib.Path(name)
     try:
         yield tmp
-        os.replace(tmp, path)
+        if directory and replace and path.exists():
+            _replace_directory(tmp, path)
+        else:
+            os.replace(tmp, path)
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             tmp.unlink(missing_ok=True)
+
+
+def _replace_directory(tmp, path):
+    # os.replace cannot replace a non-empty folder: move the old one away
+    # first. If the second rename fails, the old folder stays in the hidden
+    # trash folder rather than being deleted.
+    trash = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+    os.rename(path, trash / path.name)
+    os.rename(tmp, path)
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 def write_json_atomically(path, data):

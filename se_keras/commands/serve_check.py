@@ -47,7 +47,8 @@ def run(args):
     import tensorflow as tf
 
     from se_keras.export import rest
-    from se_keras.export import serving
+    from se_keras.export import signatures
+    from se_keras.export import versions
     from se_keras.export import warmup
 
     base = pathlib.Path(args.base)
@@ -63,12 +64,12 @@ def run(args):
                 f"No SavedModel in {version_dir}. Received: version={args.version}"
             )
     else:
-        version_dir = serving.latest_version_dir(base)
+        version_dir = versions.latest_version_dir(base)
     loaded = tf.saved_model.load(str(version_dir))
     print(f"export: {version_dir}")
     for line in describe_signatures(loaded):
         print(line)
-    metadata = serving.read_metadata(version_dir)
+    metadata = versions.read_metadata(version_dir)
     if metadata:
         print(f"preprocessing: {json.dumps(metadata['preprocessing'])}")
         print(f"verified max |served - keras|: {metadata.get('verified_max_abs_difference')}")
@@ -115,13 +116,13 @@ def run(args):
             print(f"{path}: error: {error.message}")
             failures += 1
             continue
-        if not isinstance(prediction, dict) or serving.TOP_K_CLASSES not in prediction:
+        if not isinstance(prediction, dict) or signatures.TOP_K_CLASSES not in prediction:
             print(f"{path}: {json.dumps(prediction)[:300]}")
             continue
-        names = prediction.get(serving.TOP_K_LABELS) or [
-            str(c) for c in prediction[serving.TOP_K_CLASSES]]
-        scores = prediction.get(serving.TOP_K_PROBABILITIES) or [
-            prediction[serving.PROBABILITIES][c] for c in prediction[serving.TOP_K_CLASSES]]
+        names = prediction.get(signatures.TOP_K_LABELS) or [
+            str(c) for c in prediction[signatures.TOP_K_CLASSES]]
+        scores = prediction.get(signatures.TOP_K_PROBABILITIES) or [
+            prediction[signatures.PROBABILITIES][c] for c in prediction[signatures.TOP_K_CLASSES]]
         best = ", ".join(f"{n} {s:.4f}" for n, s in zip(names, scores))
         print(f"{path}: {best}")
     return 1 if failures else 0

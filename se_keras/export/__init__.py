@@ -4,9 +4,10 @@
 `serving_default` signature that takes encoded images (JPEG, PNG, ...) and
 runs the package's eval preprocessing in the graph, a `preprocessed`
 signature for float32 pixels, and a warm-up file. See
-`se_keras.export.serving` for the layout and the signature keys,
-`se_keras.export.optimize` for the inference graph it serves by default, and
-`se_keras.export.rest` for TF Serving's REST format.
+`se_keras.export.versions` for the layout, `se_keras.export.signatures`
+for the signature keys, `se_keras.export.optimize` for the inference graph
+it serves by default, and `se_keras.export.rest` for TF Serving's REST
+format.
 
 Example:
 >>> from se_keras.applications import SEResNet50
@@ -17,21 +18,21 @@ PosixPath('models/se_resnet50/1')
 """
 
 from se_keras.export.optimize import optimize_for_inference
-from se_keras.export.serving import IMAGES_INPUT
-from se_keras.export.serving import PIXELS_INPUT
-from se_keras.export.serving import PIXELS_SIGNATURE
-from se_keras.export.serving import PROBABILITIES
-from se_keras.export.serving import SERVING_SIGNATURE
-from se_keras.export.serving import TOP_K_CLASSES
-from se_keras.export.serving import TOP_K_LABELS
-from se_keras.export.serving import TOP_K_PROBABILITIES
+from se_keras.export.precision import float32_model
 from se_keras.export.serving import export_for_serving
-from se_keras.export.serving import float32_model
-from se_keras.export.serving import latest_version_dir
-from se_keras.export.serving import next_version
-from se_keras.export.serving import preprocess_images
-from se_keras.export.serving import read_metadata
-from se_keras.export.serving import resolve_preprocessing
+from se_keras.export.signatures import IMAGES_INPUT
+from se_keras.export.signatures import PIXELS_INPUT
+from se_keras.export.signatures import PIXELS_SIGNATURE
+from se_keras.export.signatures import PROBABILITIES
+from se_keras.export.signatures import SERVING_SIGNATURE
+from se_keras.export.signatures import TOP_K_CLASSES
+from se_keras.export.signatures import TOP_K_LABELS
+from se_keras.export.signatures import TOP_K_PROBABILITIES
+from se_keras.export.signatures import preprocess_images
+from se_keras.export.signatures import resolve_preprocessing
+from se_keras.export.versions import latest_version_dir
+from se_keras.export.versions import next_version
+from se_keras.export.versions import read_metadata
 
 __all__ = [
     "IMAGES_INPUT",

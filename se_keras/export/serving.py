@@ -1,400 +1,52 @@
 """Versioned SavedModels for TensorFlow Serving that take encoded images.
 
-Layout (what TF Serving's file system source watches: one folder per model,
-one integer-named subfolder per version, the highest one served):
+`export_for_serving` ties the pieces together: the signatures
+(`se_keras.export.signatures`: keys, shapes, the preprocessing in the
+graph), the version folders (`se_keras.export.versions`: layout, atomic
+publish), the float32 copy of a mixed precision model
+(`se_keras.export.precision`) and the warm-up file
+(`se_keras.export.warmup`). Before a version is renamed into place, the
+export loads it and checks that `serving_default` on the warm-up images
+equals `model(preprocess_image(decode_image(bytes), record))`.
 
-    BASE/
-      1/
-        saved_model.pb
-        variables/
-        assets.extra/
-          tf_serving_warmup_requests   warm-up requests, replayed at load
-          se_keras_export.json         how the export was made (preprocessing, keys)
-
-A version is written under a hidden temporary name in BASE (which TF
-Serving ignores: it only loads integer names) and renamed when complete.
-
-Signatures (stable keys; the REST API returns the output keys as written):
-
-    serving_default   inputs:  images       string  [batch]  JPEG/PNG/GIF/BMP/WebP bytes,
-                                                             any size (REST: {"b64": ...})
-    preprocessed      inputs:  pixels       float32 [batch, size, size, 3]
-                                                             `preprocess_image` output
-                                                             (other sizes are refused)
-    both              outputs: probabilities        float32 [batch, classes]
-                               top_k_classes        int32   [batch, k]  best first
-                               top_k_probabilities  float32 [batch, k]
-                               top_k_labels         string  [batch, k]  (with labels only)
-
-`serving_default` runs `se_keras.data.preprocessing.decode_image` and
-`preprocess_image` with the model's own preprocessing record
-(`se_keras.get_preprocessing`) in the graph, so a served prediction equals
-`model(preprocess_image(decode_image(bytes), record))`; the export checks
-this on its warm-up images before the version is renamed into place. A
-model that normalizes itself (`normalize_in_model`) gets the crop's raw
-[0, 255] pixels on both signatures, never normalized twice.
+The names of those modules that were first defined here stay importable
+from here.
 """
-
-import json
-import os
-import pathlib
-import shutil
-import tempfile
-import warnings
 
 import numpy as np
 
-SERVING_SIGNATURE = "serving_default"
-PIXELS_SIGNATURE = "preprocessed"
-IMAGES_INPUT = "images"
-PIXELS_INPUT = "pixels"
-PROBABILITIES = "probabilities"
-TOP_K_CLASSES = "top_k_classes"
-TOP_K_PROBABILITIES = "top_k_probabilities"
-TOP_K_LABELS = "top_k_labels"
-METADATA_FILE = "se_keras_export.json"
+from se_keras._files import write_json_atomically
+from se_keras.export import warmup
+from se_keras.export.precision import _is_low_precision
+from se_keras.export.precision import float32_model
+from se_keras.export.signatures import IMAGES_INPUT
+from se_keras.export.signatures import PIXELS_INPUT  # noqa: F401 - importable from here
+from se_keras.export.signatures import PIXELS_SIGNATURE
+from se_keras.export.signatures import PROBABILITIES
+from se_keras.export.signatures import SERVING_SIGNATURE
+from se_keras.export.signatures import TOP_K_CLASSES  # noqa: F401 - importable from here
+from se_keras.export.signatures import TOP_K_LABELS  # noqa: F401 - importable from here
+from se_keras.export.signatures import TOP_K_PROBABILITIES  # noqa: F401 - importable from here
+from se_keras.export.signatures import _describe_signatures
+from se_keras.export.signatures import _num_classes
+from se_keras.export.signatures import _output_is_logits
+from se_keras.export.signatures import _serving_functions
+from se_keras.export.signatures import preprocess_images
+from se_keras.export.signatures import resolve_labels
+from se_keras.export.signatures import resolve_preprocessing
+from se_keras.export.versions import METADATA_FILE
+from se_keras.export.versions import latest_version_dir  # noqa: F401 - importable from here
+from se_keras.export.versions import new_version_dir
+from se_keras.export.versions import next_version  # noqa: F401 - importable from here
+from se_keras.export.versions import publishing
+from se_keras.export.versions import read_metadata  # noqa: F401 - importable from here
+from se_keras.export.warmup import default_warmup_images
+
 # The largest difference between the served and the Keras probabilities
 # that the export accepts: both run the same float32 kernels on the same
 # pixels, so anything above rounding noise is a bug.
 VERIFY_ATOL = 1e-5
 VERIFY_ATOL_FLOAT16 = 1e-2
-_LOW_PRECISION = ("mixed_float16", "mixed_bfloat16", "float16", "bfloat16")
-
-
-def _input_spatial_size(model):
-    if len(model.inputs) != 1:
-        raise ValueError(
-            "Only single-input image classifiers can be exported for serving. "
-            f"Received: model.inputs={model.inputs}"
-        )
-    shape = tuple(model.inputs[0].shape)
-    if len(shape) != 4 or shape[-1] != 3:
-        raise ValueError(
-            "The model must take channels_last RGB images, shape (batch, height, width, 3). "
-            f"Received: input shape={shape}"
-        )
-    height, width = shape[1], shape[2]
-    if height is not None and height != width:
-        raise ValueError(
-            "The eval preprocessing makes square crops; the model's input must be square. "
-            f"Received: input shape={shape}"
-        )
-    return height
-
-
-def _num_classes(model):
-    if len(model.outputs) != 1 or len(model.outputs[0].shape) != 2:
-        raise ValueError(
-            "The model must end in a classifier with one output of shape (batch, classes); "
-            "build it with include_top=True. "
-            f"Received: output shapes={[tuple(o.shape) for o in model.outputs]}"
-        )
-    return model.outputs[0].shape[-1]
-
-
-def resolve_preprocessing(model, preprocessing=None):
-    """The `se_keras.Preprocessing` record an export serves with: the model's, then overrides.
-
-    The model's own record (`se_keras.get_preprocessing`) is the default; a
-    model without one (built by other code) needs `preprocessing` with at
-    least the values that differ from the defaults, as there is no way to
-    know how it was trained. Overrides cannot change what the graph does:
-    `normalize_in_model`, and mean and std of a model that normalizes
-    itself, are refused.
-
-    Args:
-        model: the Keras model.
-        preprocessing: None, a `Preprocessing` or a dict of its fields
-            (a training run's config["preprocessing"] fits).
-
-    Returns:
-        A `Preprocessing`.
-
-    Example:
-    >>> from se_keras.applications import SEResNet20
-    >>> resolve_preprocessing(SEResNet20(), {"interpolation": "bicubic"}).size
-    32
-    """
-    from se_keras.preprocessing import Preprocessing
-    from se_keras.preprocessing import check_size
-    from se_keras.preprocessing import get_preprocessing
-    from se_keras.preprocessing import overrides_of
-
-    overrides = overrides_of(preprocessing)
-    model_size = _input_spatial_size(model)
-    try:
-        record = get_preprocessing(model)
-    except ValueError:
-        if not overrides:
-            raise
-        # No record and the caller says how to feed it: defaults + overrides.
-        record = Preprocessing(size=model_size or overrides.get("size") or 224)
-    for key in ("normalize_in_model", "mean", "std"):
-        if key in overrides and record.normalize_in_model and (
-            Preprocessing.from_dict({**record.to_dict(), key: overrides[key]}) != record
-        ):
-            raise ValueError(
-                "The model normalizes inside its graph with its own record's mean and std; "
-                f"an export cannot change `{key}`. Build the model again instead. "
-                f"Received: {key}={overrides[key]!r}"
-            )
-    if overrides.get("normalize_in_model") and not record.normalize_in_model:
-        raise ValueError(
-            "The model does not normalize inside its graph; `normalize_in_model` cannot be "
-            f"switched on by an export. Received: normalize_in_model={overrides['normalize_in_model']!r}"
-        )
-    record = record.replace(**overrides)
-    check_size(record, model_size)
-    return record
-
-
-def _float32_config(config):
-    """A copy of a Keras config with every low-precision dtype policy set to float32."""
-    if isinstance(config, list):
-        return [_float32_config(c) for c in config]
-    if not isinstance(config, dict):
-        return config
-    if config.get("class_name") == "DTypePolicy":
-        name = config.get("config", {}).get("name")
-        if name in _LOW_PRECISION:
-            return {**config, "config": {**config["config"], "name": "float32"}}
-        return config
-    return {
-        k: ("float32" if k == "dtype" and v in _LOW_PRECISION else _float32_config(v))
-        for k, v in config.items()
-    }
-
-
-def _is_low_precision(model):
-    return any(
-        layer.dtype_policy.name in _LOW_PRECISION or layer.compute_dtype != "float32"
-        for layer in model.layers
-        if layer.__class__.__name__ != "InputLayer"
-    )
-
-
-def float32_model(model):
-    """The model itself if it computes in float32, else a float32 clone with its weights.
-
-    A model trained under a mixed precision policy keeps float16 (or
-    bfloat16) compute in its config; CPU serving is slow and less robust in
-    float16, so the clone is rebuilt from the config with every dtype
-    policy set to float32, and the weights are copied (cast) one by one.
-
-    Example:
-    >>> import keras
-    >>> from se_keras.applications import SEResNet20
-    >>> keras.config.set_dtype_policy("mixed_float16")
-    >>> mixed = SEResNet20()
-    >>> keras.config.set_dtype_policy("float32")
-    >>> float32_model(mixed).layers[1].compute_dtype
-    'float32'
-    """
-    import keras
-
-    if not _is_low_precision(model):
-        return model
-    config = _float32_config(model.get_config())
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float32")
-    try:
-        clone = type(model).from_config(config)
-    except Exception as error:
-        raise ValueError(
-            "Could not rebuild a float32 copy of the model from its config "
-            f"({error}); pass keep_dtype=True to export it as it is. "
-            f"Received: model={model.name!r}"
-        ) from error
-    finally:
-        keras.config.set_dtype_policy(previous)
-    if [tuple(w.shape) for w in clone.weights] != [tuple(w.shape) for w in model.weights]:
-        raise ValueError(
-            "The float32 copy of the model has different weights than the model. "
-            f"Received: model={model.name!r}"
-        )
-    for target, source in zip(clone.weights, model.weights):
-        target.assign(np.asarray(keras.ops.convert_to_numpy(source), dtype=target.dtype))
-    return clone
-
-
-def _output_is_logits(model, output):
-    if output not in ("auto", "probabilities", "logits"):
-        raise ValueError(
-            "`output` must be 'auto', 'probabilities' or 'logits'. "
-            f"Received: output={output!r}"
-        )
-    if output != "auto":
-        return output == "logits"
-    last = model.layers[-1]
-    activation = getattr(last, "activation", None)
-    if activation is None:
-        # A (batch, features) output from pooling is not class scores.
-        raise ValueError(
-            "The model must end in a classifier (a layer with an activation, as "
-            "include_top=True builds); pass output='probabilities' or 'logits' to "
-            f"export it anyway. Received: last layer={last.name!r} "
-            f"({last.__class__.__name__})"
-        )
-    # classifier_activation=None leaves a linear head: serve its softmax.
-    return getattr(activation, "__name__", None) == "linear"
-
-
-def resolve_labels(labels, num_classes):
-    """Class names for `top_k_labels`: a list, or None for no label output.
-
-    `labels=None` means ImageNet's names for a 1000-class model and no
-    labels otherwise; `labels=False` turns them off.
-
-    Example:
-    >>> resolve_labels(["cat", "dog"], 2)
-    ['cat', 'dog']
-    """
-    if labels is False:
-        return None
-    if labels is None:
-        if num_classes != 1000:
-            return None
-        from se_keras.applications import imagenet_class_names
-
-        return imagenet_class_names()
-    labels = [str(label) for label in labels]
-    if len(labels) != num_classes:
-        raise ValueError(
-            f"`labels` needs one name per class ({num_classes}). "
-            f"Received: len(labels)={len(labels)}"
-        )
-    return labels
-
-
-def next_version(export_base):
-    """The version number after the highest integer-named folder in `export_base` (1 if none).
-
-    Example:
-    >>> next_version("/nonexistent/models/se_resnet50")
-    1
-    """
-    base = pathlib.Path(export_base)
-    versions = [int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit()] if (
-        base.is_dir()) else []
-    return max(versions, default=0) + 1
-
-
-def latest_version_dir(export_base):
-    """The folder TF Serving's default policy serves: the highest integer-named version.
-
-    `export_base` may also be a version folder itself (one holding
-    saved_model.pb).
-
-    Example:
-    >>> latest_version_dir("models/se_resnet50")  # doctest: +SKIP
-    PosixPath('models/se_resnet50/3')
-    """
-    base = pathlib.Path(export_base)
-    if (base / "saved_model.pb").exists():
-        return base
-    if not base.is_dir():
-        raise ValueError(f"No such export folder. Received: export_base={str(export_base)!r}")
-    versions = [p for p in base.iterdir() if p.is_dir() and p.name.isdigit()]
-    if not versions:
-        raise ValueError(
-            "No integer-named version folder in the export base. "
-            f"Received: export_base={str(export_base)!r}"
-        )
-    return max(versions, key=lambda p: int(p.name))
-
-
-def default_warmup_images(size):
-    """Two JPEGs for the warm-up file: one at the model's size, one larger and not square.
-
-    Example:
-    >>> len(default_warmup_images(32))
-    2
-    """
-    import tensorflow as tf
-
-    images = []
-    for height, width in ((size, size), (2 * size + 17, 3 * size + 5)):
-        y = np.linspace(0.0, 1.0, height)[:, None]
-        x = np.linspace(0.0, 1.0, width)[None, :]
-        # Smooth colour ramps: a JPEG of noise would be much larger and is
-        # no better at warming anything up.
-        pixels = np.stack([y * x, y * (1 - x), (1 - y) * x], axis=-1) * 255
-        images.append(tf.io.encode_jpeg(pixels.astype("uint8"), quality=90).numpy())
-    return images
-
-
-def preprocess_images(images, preprocessing):
-    """Keras-side reference: encoded images -> the float32 batch that the model sees.
-
-    Exactly the ops that `serving_default` runs in its graph, run eagerly.
-
-    Example:
-    >>> from se_keras.preprocessing import Preprocessing
-    >>> batch = preprocess_images(default_warmup_images(32), Preprocessing(size=32))
-    >>> batch.shape
-    (2, 32, 32, 3)
-    """
-    import tensorflow as tf
-
-    from se_keras.data.preprocessing import decode_image
-    from se_keras.data.preprocessing import preprocess_image
-
-    return tf.stack(
-        [preprocess_image(decode_image(tf.constant(b)), preprocessing) for b in images]
-    ).numpy()
-
-
-def _serving_functions(model, preprocessing, labels, top_k, logits):
-    import tensorflow as tf
-
-    from se_keras.data.preprocessing import decode_image
-    from se_keras.data.preprocessing import preprocess_image
-
-    size = preprocessing.size
-    pixel_spec = tf.TensorSpec((size, size, 3), tf.float32)
-
-    def predict(pixels):
-        scores = tf.cast(model(pixels, training=False), tf.float32)
-        if logits:
-            scores = tf.nn.softmax(scores, axis=-1)
-        top_probabilities, top_classes = tf.math.top_k(scores, k=top_k)
-        outputs = {
-            PROBABILITIES: scores,
-            TOP_K_CLASSES: top_classes,
-            TOP_K_PROBABILITIES: top_probabilities,
-        }
-        if labels is not None:
-            outputs[TOP_K_LABELS] = tf.gather(tf.constant(labels, tf.string), top_classes)
-        return outputs
-
-    pixels_spec = tf.TensorSpec([None, size, size, 3], tf.float32, name=PIXELS_INPUT)
-    # Traced once with a fixed signature and called by both signatures, so
-    # that exporting traces the model once instead of once per signature
-    # and again while saving.
-    predict = tf.function(predict, input_signature=[pixels_spec], autograph=False)
-
-    def preprocess_one(image_bytes):
-        return preprocess_image(decode_image(image_bytes), preprocessing)
-
-    def serve_images(images):
-        pixels = tf.map_fn(preprocess_one, images, fn_output_signature=pixel_spec)
-        return predict(pixels)
-
-    def serve_pixels(pixels):
-        # A SavedModel signature does not enforce its declared shape: pixels
-        # of another size would reach the model, whose graph was traced for
-        # this one. Refuse them with a message a REST client can read.
-        tf.debugging.assert_equal(
-            tf.shape(pixels)[1:], tf.constant([size, size, 3]),
-            message=f"`pixels` must have shape [batch, {size}, {size}, 3] (the output of "
-                    "the model's eval preprocessing); received another shape",
-        )
-        return predict(pixels)
-
-    return (
-        (SERVING_SIGNATURE, serve_images, tf.TensorSpec([None], tf.string, name=IMAGES_INPUT)),
-        (PIXELS_SIGNATURE, serve_pixels, pixels_spec),
-    )
 
 
 def _verify(export_dir, model, images, preprocessing, logits, atol):
@@ -417,12 +69,6 @@ def _verify(export_dir, model, images, preprocessing, logits, atol):
             f"Received: export_dir={str(export_dir)!r}"
         )
     return difference
-
-
-def _write_json(path, data):
-    from se_keras._files import write_json_atomically
-
-    write_json_atomically(path, data)
 
 
 def export_for_serving(
@@ -448,7 +94,8 @@ def export_for_serving(
     the eval preprocessing in the graph; `preprocessed` takes float32
     pixels already preprocessed. Both return `probabilities`,
     `top_k_classes`, `top_k_probabilities` and, with labels,
-    `top_k_labels` (see the module docstring for shapes and dtypes).
+    `top_k_labels` (see `se_keras.export.signatures` for shapes and dtypes,
+    `se_keras.export.versions` for the folder layout).
 
     Args:
         model: a single-input, single-output Keras image classifier; its
@@ -490,7 +137,6 @@ def export_for_serving(
     import keras
 
     from se_keras._validation import require_tensorflow_backend
-    from se_keras.export import warmup
     from se_keras.version import __version__
 
     require_tensorflow_backend("The SavedModel export")
@@ -521,17 +167,8 @@ def export_for_serving(
         warmup_images = default_warmup_images(preprocessing.size)
     warmup_images = [bytes(b) for b in warmup_images]
 
-    base = pathlib.Path(export_base)
-    base.mkdir(parents=True, exist_ok=True)
-    version = version or next_version(base)
-    final = base / str(version)
-    if final.exists() and not overwrite:
-        raise ValueError(
-            f"Version {version} already exists in {base}; pass overwrite=True or another "
-            f"version. Received: version={version}"
-        )
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{version}.tmp-", dir=base))
-    try:
+    final = new_version_dir(export_base, version, overwrite)
+    with publishing(final, overwrite) as tmp:
         archive = keras.export.ExportArchive()
         archive.track(served)
         for name, fn, spec in _serving_functions(served, preprocessing, labels, top_k, logits):
@@ -565,31 +202,11 @@ def export_for_serving(
             "output": "logits (softmax added)" if logits else "probabilities",
             "top_k": top_k,
             "has_labels": labels is not None,
-            "signatures": {
-                SERVING_SIGNATURE: {"inputs": {IMAGES_INPUT: "string [batch]"}},
-                PIXELS_SIGNATURE: {
-                    "inputs": {PIXELS_INPUT: f"float32 [batch, {preprocessing.size}, "
-                                             f"{preprocessing.size}, 3], "
-                                             + ("raw RGB in [0, 255] (the model normalizes)"
-                                                if preprocessing.normalize_in_model
-                                                else "normalized RGB")}
-                },
-                "outputs": {
-                    PROBABILITIES: f"float32 [batch, {num_classes}]",
-                    TOP_K_CLASSES: f"int32 [batch, {top_k}]",
-                    TOP_K_PROBABILITIES: f"float32 [batch, {top_k}]",
-                    **({TOP_K_LABELS: f"string [batch, {top_k}]"} if labels else {}),
-                },
-            },
+            "signatures": _describe_signatures(preprocessing, num_classes, top_k, labels),
             "verified_max_abs_difference": difference,
             "optimized": optimization.summary() if optimization is not None else None,
         }
-        _write_json(tmp / warmup.WARMUP_DIR / METADATA_FILE, metadata)
-        _make_readable(tmp)
-        _move_into_place(tmp, final, overwrite)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        write_json_atomically(tmp / warmup.WARMUP_DIR / METADATA_FILE, metadata)
     if verbose:
         print(
             f"wrote {final} (signatures {SERVING_SIGNATURE}, {PIXELS_SIGNATURE}; "
@@ -598,45 +215,3 @@ def export_for_serving(
             + ")"
         )
     return final
-
-
-def _make_readable(folder):
-    # mkdtemp and mkstemp create owner-only folders and files; a TF Serving
-    # container often runs as another user than the one who exported.
-    for root, dirs, files in os.walk(folder):
-        os.chmod(root, 0o755)
-        for name in files:
-            os.chmod(os.path.join(root, name), 0o644)
-
-
-def _move_into_place(tmp, final, overwrite):
-    if final.exists() and overwrite:
-        # Rename the old version away first so that the folder TF Serving
-        # sees is always complete.
-        trash = pathlib.Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
-        os.rename(final, trash / final.name)
-        os.rename(tmp, final)
-        shutil.rmtree(trash, ignore_errors=True)
-        return
-    try:
-        os.rename(tmp, final)
-    except OSError as error:
-        raise ValueError(
-            f"Could not move the export into place ({error}); did another export write "
-            f"this version at the same time? Received: version={final.name}"
-        ) from error
-
-
-def read_metadata(version_dir):
-    """The `se_keras_export.json` of an export (an empty dict for other SavedModels).
-
-    Example:
-    >>> read_metadata("models/se_resnet50/1")["preprocessing"]["size"]  # doctest: +SKIP
-    224
-    """
-    from se_keras.export.warmup import WARMUP_DIR
-
-    path = pathlib.Path(version_dir) / WARMUP_DIR / METADATA_FILE
-    if not path.exists():
-        return {}
-    return json.loads(path.read_text(encoding="utf-8"))

@@ -25,8 +25,8 @@ def _check(tflite_path, model, preprocessing):
     import numpy as np
     import tensorflow as tf
 
-    from se_keras.export.serving import default_warmup_images
-    from se_keras.export.serving import preprocess_images
+    from se_keras.export.signatures import preprocess_images
+    from se_keras.export.warmup import default_warmup_images
 
     pixels = preprocess_images(default_warmup_images(preprocessing.size), preprocessing)
     interpreter = tf.lite.Interpreter(model_path=str(tflite_path))
@@ -65,12 +65,11 @@ def export_tflite(model, path, *, quantize=None, preprocessing=None, keep_dtype=
     """
     import tensorflow as tf
 
-    from se_keras.export.serving import float32_model
-    from se_keras.export.serving import resolve_preprocessing
     from se_keras._files import atomic_path
     from se_keras._files import write_json_atomically
-
     from se_keras._validation import require_tensorflow_backend
+    from se_keras.export.precision import float32_model
+    from se_keras.export.signatures import resolve_preprocessing
 
     require_tensorflow_backend("The TFLite export")
     path = pathlib.Path(path)

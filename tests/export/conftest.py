@@ -17,7 +17,7 @@ CIFAR_PREPROCESSING = {
     "size": 32, "crop_pct": 0.875, "mean": (0.49, 0.48, 0.45), "std": (0.25, 0.24, 0.26),
     "interpolation": "bilinear",
 }
-# Largest served-vs-Keras probability difference the issue allows.
+# Largest served-vs-Keras probability difference allowed.
 ATOL = 1e-5
 
 

@@ -18,13 +18,13 @@ from se_keras.applications import SEResNeXt26
 from se_keras.applications import SEShuffleNet
 from se_keras.applications.cifar_resnet import build_cifar_resnet
 from se_keras.applications.vgg import build_vgg
-from se_keras.export import optimize as optimize_lib
+from se_keras.export import rewrites as rewrites_lib
 from se_keras.export.optimize import optimize_for_inference
 from se_keras.layers import SqueezeExcitation
 from se_keras.layers.projected_squeeze_excitation import ProjectedSqueezeExcitation
 from se_keras.preprocessing import get_preprocessing
 
-# Largest |optimized - original| / max |original| the issue allows.
+# Largest |optimized - original| / max |original| allowed.
 TOLERANCE = 1e-5
 
 
@@ -158,7 +158,7 @@ def test_the_exactness_check_catches_a_wrong_fold(monkeypatch):
     model = randomize_batch_norms(SEResNet20(classifier_activation=None, bn_epsilon=1e-3))
     assert relative_error(model, optimize_for_inference(model), 32) <= TOLERANCE
 
-    right = optimize_lib._bn_affine
+    right = rewrites_lib._bn_affine
 
     def without_epsilon(bn):
         epsilon, bn.epsilon = bn.epsilon, 0.0
@@ -167,7 +167,7 @@ def test_the_exactness_check_catches_a_wrong_fold(monkeypatch):
         finally:
             bn.epsilon = epsilon
 
-    monkeypatch.setattr(optimize_lib, "_bn_affine", without_epsilon)
+    monkeypatch.setattr(rewrites_lib, "_bn_affine", without_epsilon)
     assert relative_error(model, optimize_for_inference(model), 32) > 100 * TOLERANCE
 
 
