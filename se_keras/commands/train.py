@@ -18,7 +18,8 @@ examples:
 def register(subparsers):
     import argparse
 
-    from se_keras.training import config
+    from se_keras.training import command_line
+    from se_keras.training import recipes
 
     parser = subparsers.add_parser(
         "train",
@@ -29,13 +30,13 @@ def register(subparsers):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--recipe", default="default",
-                        help=f"{', '.join(config.RECIPES)} or a .json file (default: default)")
+                        help=f"{', '.join(recipes.RECIPES)} or a .json file (default: default)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --run-dir (or runs/--name) from its latest "
                         "checkpoint, with its saved config plus the options given here")
     parser.add_argument("--print-config", action="store_true",
                         help="print the resolved config as JSON and exit")
-    config.add_arguments(parser)
+    command_line.add_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -45,8 +46,9 @@ def resolve_from_args(args):
 
     from se_keras.training import config as config_lib
     from se_keras.training import run_files
+    from se_keras.training.command_line import overrides_from_args
 
-    overrides = config_lib.overrides_from_args(args)
+    overrides = overrides_from_args(args)
     if args.resume:
         run_dir = overrides.get("run_dir") or (
             str(pathlib.Path(overrides.get("output_root", "runs")) / overrides["name"])

@@ -1,10 +1,13 @@
 """Training: the distributed custom loop, recipes, checkpoints and run files.
 
-- `config`: `TrainConfig`, the named `RECIPES` and `resolve_config`
-  (no TensorFlow import, so the command line starts fast).
+- `config`: `TrainConfig` and `resolve_config`; `recipes`: the named
+  `RECIPES`; `command_line`: the `--field-name` options (none of them
+  imports TensorFlow, so the command line starts fast).
 - `trainer`: `train(config)`, one loop for the default, mirrored,
-  multi-worker and TPU strategies, with mixed precision, checkpoints,
-  TensorBoard, curves and SavedModel export.
+  multi-worker and TPU strategies, with mixed precision; its parts:
+  `build` (data, model, optimizer, inputs), `steps` (the compiled steps),
+  `checkpointing` (the training state), `reporting` (TensorBoard, progress,
+  curves), `time_budget` and `callbacks`.
 - `evaluation`: `evaluate_run` and `predict_images` for finished runs.
 - `run_files`: the run-directory contract shared with the export code.
 
@@ -21,7 +24,7 @@ from se_keras.training.config import TrainConfig
 _LAZY = {
     "train": "se_keras.training.trainer",
     "Trainer": "se_keras.training.trainer",
-    "Callback": "se_keras.training.trainer",
+    "Callback": "se_keras.training.callbacks",
     "evaluate_run": "se_keras.training.evaluation",
     "predict_images": "se_keras.training.evaluation",
     "TrainingSchedule": "se_keras.training.schedules",

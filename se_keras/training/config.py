@@ -1,11 +1,11 @@
-"""Training configuration as data: one dataclass, named recipes, command-line overrides.
+"""Training configuration as data: the `TrainConfig` dataclass and `resolve_config`.
 
-`TrainConfig` holds every option of a run. A recipe is a named set of
-overrides of its defaults (`RECIPES`), or a JSON file of field values;
+`TrainConfig` holds every option of a run. A recipe (`recipes`) is a named
+set of overrides of its defaults, or a JSON file of field values;
 `resolve_config(recipe, overrides)` applies the recipe, then the
 overrides, and validates the result. The command line exposes every field
-as `--field-name` (see `add_arguments`), so any recipe value can be changed
-without editing code; the resolved config is saved in the run's
+as `--field-name` (`command_line.add_arguments`), so any recipe value can
+be changed without editing code; the resolved config is saved in the run's
 config.json.
 
 This module imports neither TensorFlow nor Keras, so `se-keras --help`
@@ -19,11 +19,11 @@ Example:
 
 import dataclasses
 import json
-import os
-import pathlib
 import typing
 
 from se_keras._constants import INTERPOLATIONS
+from se_keras.training.recipes import load_recipe
+from se_keras.training.recipes import RECIPES  # noqa: F401 - re-exported
 
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("auto", "float32", "mixed", "mixed_float16", "mixed_bfloat16")
@@ -286,52 +286,6 @@ class TrainConfig:
         return self
 
 
-# A recipe is the set of fields it changes from the defaults (the digits demo).
-RECIPES = {
-    # `se-keras train` with no arguments: SE-ResNet-20 on the embedded digits,
-    # a few minutes on a laptop CPU.
-    "default": {},
-    # The paper (Hu et al., Sec. 6.1): synchronous SGD with momentum 0.9,
-    # lr 0.6 at batch 1024, divided by 10 every 30 epochs, 100 epochs,
-    # random-size crops of 224 and flips; weight decay 1e-4 as L2 on every
-    # parameter (the authors' Caffe solver, as torch.optim.SGD does it).
-    "paper": dict(
-        model="SEResNet50", data="tfds:imagenet2012", image_size=224, crop_pct=0.875,
-        crop="inception", area_min=0.08, flip=True, label_smoothing=0.0,
-        batch_size=1024, epochs=100, optimizer="sgd", lr=0.6, lr_batch_size=1024,
-        momentum=0.9, nesterov=False, weight_decay=1e-4, weight_decay_mode="coupled",
-        decay_bn_and_bias=True, schedule="step",
-        lr_boundaries=[0.3, 0.6, 0.9], lr_decay=0.1, warmup_epochs=0.0,
-        checkpoint_every_steps=5000, eval_every_epochs=1, log_every_steps=100,
-    ),
-    # A modern ImageNet recipe ("Bag of Tricks", He et al. 2019): lr 0.1 per
-    # 256 images, 5-epoch linear warmup, cosine decay, label smoothing 0.1,
-    # Nesterov momentum, L2 weight decay 1e-4 on weights only (no decay of
-    # biases and BatchNorm parameters, also timm's default).
-    "modern": dict(
-        model="SEResNet50", data="tfds:imagenet2012", image_size=224, crop_pct=0.875,
-        crop="inception", area_min=0.08, flip=True, label_smoothing=0.1,
-        batch_size=1024, epochs=100, optimizer="sgd", lr=0.4, lr_batch_size=1024,
-        momentum=0.9, nesterov=True, weight_decay=1e-4, weight_decay_mode="coupled",
-        decay_bn_and_bias=False, schedule="cosine",
-        warmup_epochs=5.0, checkpoint_every_steps=5000, eval_every_epochs=1,
-        log_every_steps=100,
-    ),
-    # CIFAR (He et al. 2016, as in the paper's CIFAR tables): pad-4 crops
-    # and flips, SGD 0.1 at batch 128, L2 weight decay 1e-4, divided by 10
-    # at 50% and 75% of training (32k and 48k of 64k iterations, ~164 epochs).
-    "cifar": dict(
-        model="SEResNet20", data="tfds:cifar10", image_size=32, crop_pct=1.0,
-        crop="pad", padding=4, flip=True, label_smoothing=0.0,
-        batch_size=128, epochs=164, optimizer="sgd", lr=0.1, lr_batch_size=128,
-        momentum=0.9, nesterov=False, weight_decay=1e-4, weight_decay_mode="coupled",
-        decay_bn_and_bias=True, schedule="step",
-        lr_boundaries=[0.5, 0.75], lr_decay=0.1, warmup_epochs=0.0,
-        cache=True, checkpoint_every_steps=1000, log_every_steps=50,
-    ),
-}
-
-
 def field_types():
     """{field name: the type that a command-line string converts to}."""
     hints = typing.get_type_hints(TrainConfig)
@@ -409,25 +363,6 @@ def parse_value(field, text):
     return text
 
 
-def load_recipe(recipe):
-    """A recipe's overrides: a name in `RECIPES` or a JSON file of field values."""
-    if recipe in RECIPES:
-        return dict(RECIPES[recipe])
-    path = pathlib.Path(os.path.expanduser(str(recipe)))
-    if path.suffix == ".json" and path.exists():
-        from se_keras._files import read_json
-
-        data = read_json(path, "recipe file", "recipe")
-        if not isinstance(data, dict):
-            raise ValueError(f"The recipe file {path} must hold a JSON object. "
-                             f"Received: recipe={recipe!r}")
-        return dict(data.get("train", data))
-    raise ValueError(
-        f"Unknown recipe; known recipes: {', '.join(RECIPES)}, or a .json file of "
-        f"TrainConfig fields. Received: recipe={recipe!r}"
-    )
-
-
 def resolve_config(recipe="default", overrides=None, base=None):
     """Builds a validated `TrainConfig`: defaults (or `base`), then the recipe, then overrides.
 
@@ -465,61 +400,3 @@ def resolve_config(recipe="default", overrides=None, base=None):
     if unknown:
         raise ValueError(f"Unknown training options in the recipe. Received: {sorted(unknown)}")
     return TrainConfig(**values).validate()
-
-
-def _field_help():
-    """{field: description} from `TrainConfig`'s docstring ("name, other: text" entries)."""
-    import re
-
-    helps, current = {}, []
-    for line in (TrainConfig.__doc__ or "").splitlines():
-        match = re.match(r"^        ([a-z_, ]+): (.*)$", line)
-        if match:
-            current = [name.strip() for name in match.group(1).split(",")]
-            for name in current:
-                helps[name] = match.group(2).strip()
-        elif line.startswith("            ") and current:
-            for name in current:
-                helps[name] += " " + line.strip()
-        else:
-            current = []
-    return helps
-
-
-def add_arguments(parser):
-    """Adds one `--field-name` option per `TrainConfig` field to an argparse parser.
-
-    Options default to `argparse.SUPPRESS`, so `overrides_from_args` sees
-    only what was given on the command line.
-    """
-    import argparse
-
-    defaults = TrainConfig()
-    types = field_types()
-    helps = _field_help()
-    for field in dataclasses.fields(TrainConfig):
-        if field.name == "recipe":
-            continue
-        flag = "--" + field.name.replace("_", "-")
-        default = getattr(defaults, field.name)
-        kind = types[field.name]
-        metavar = {bool: "BOOL", int: "N", float: "X", list: "X,Y", dict: "K=V,..."}.get(
-            kind, "VALUE")
-        if kind is bool:
-            # --flip, --no-flip, or --flip=false
-            parser.add_argument(flag, dest=field.name, nargs="?", const="true",
-                                default=argparse.SUPPRESS, metavar=metavar,
-                                help=f"{helps.get(field.name, '')} (default: {default})")
-            parser.add_argument("--no-" + field.name.replace("_", "-"), dest=field.name,
-                                action="store_const", const="false", default=argparse.SUPPRESS,
-                                help=argparse.SUPPRESS)
-        else:
-            parser.add_argument(flag, dest=field.name, default=argparse.SUPPRESS,
-                                metavar=metavar,
-                                help=f"{helps.get(field.name, '')} (default: {default})")
-
-
-def overrides_from_args(args):
-    """The `TrainConfig` fields given on the command line, as {field: string}."""
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    return {k: v for k, v in vars(args).items() if k in known and k != "recipe"}

@@ -14,13 +14,6 @@ import pathlib
 Prediction = collections.namedtuple("Prediction", ["path", "top", "error"])
 
 
-def _top_k(probs, k):
-    import numpy as np
-
-    order = np.argsort(-probs, axis=-1)[:, :k]
-    return order
-
-
 def evaluate_run(run_dir, data=None, split="validation", batch_size=128, data_dir=None,
                  val_split=None, limit=None):
     """Top-1, top-5 and loss of a run's latest checkpoint on a dataset.
@@ -49,6 +42,8 @@ def evaluate_run(run_dir, data=None, split="validation", batch_size=128, data_di
     from se_keras.data import get_source
     from se_keras.preprocessing import get_preprocessing
     from se_keras.training.run_files import restore_model
+    from se_keras.training.steps import STAT_KEYS
+    from se_keras.training.steps import stats
 
     model, config = restore_model(run_dir)
     train_config = config.get("train", {})
@@ -82,16 +77,13 @@ def evaluate_run(run_dir, data=None, split="validation", batch_size=128, data_di
     def step(images, labels):
         probs = tf.cast(model(images, training=False), tf.float32)
         losses = keras.losses.categorical_crossentropy(labels, probs)
-        targets = tf.argmax(labels, axis=-1, output_type=tf.int32)
-        top1 = tf.math.in_top_k(targets, probs, 1)
-        top5 = tf.math.in_top_k(targets, probs, k)
-        return (tf.reduce_sum(losses), tf.reduce_sum(tf.cast(top1, tf.float32)),
-                tf.reduce_sum(tf.cast(top5, tf.float32)), tf.shape(labels)[0])
+        return stats(labels, probs, losses, k)
 
-    totals = np.zeros(4)
+    totals = np.zeros(len(STAT_KEYS))
     try:
         for images, labels in ds:
-            totals += np.array([float(v) for v in step(images, labels)])
+            sums = step(images, labels)
+            totals += np.array([float(sums[key]) for key in STAT_KEYS])
     except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as error:
         explained = data_errors.explain(error, chosen)
         if explained is None:
@@ -200,7 +192,7 @@ def predict_images(paths, run_dir=None, model=None, weights="imagenet", top=5):
         # NumPy in and out: the model may run on any Keras backend.
         probs = keras.ops.convert_to_numpy(net(image.numpy()[None], training=False))
         probs = probs.astype(np.float32)[0]
-        best = _top_k(probs[None], min(top, len(class_names)))[0]
+        best = np.argsort(-probs)[: min(top, len(class_names))]
         results.append(Prediction(str(path), [(class_names[i], float(probs[i])) for i in best],
                                   None))
     return results

@@ -83,7 +83,7 @@ def test_resume_needs_a_run(capsys):
 
 
 def test_a_warmup_longer_than_the_run_is_accepted_and_shortened(tmp_path, capsys):
-    # The default recipe warms up for 1 epoch; `se-keras train --epochs 1` used to be refused.
+    # The default recipe warms up for 1 epoch; `se-keras train --epochs 1` must still run.
     config = resolve_config("default", {"epochs": 1})
     assert config.warmup_epochs == 1.0
     from se_keras.training import train
