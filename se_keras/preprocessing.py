@@ -1,5 +1,10 @@
 """The preprocessing record: how a model must be fed, carried by the model itself.
 
+(Over 450 lines on purpose: one concept, the record, in the three forms it
+takes (the dataclass, the layer that carries it in a model, the sidecar
+beside a weights file) and its one reader; apart, each would import the
+others.)
+
 A model's weights give the published answer only for inputs preprocessed
 the way they were trained and evaluated: the eval resize (size, crop
 fraction, interpolation) and the normalization (mean, std). timm keeps this
@@ -184,6 +189,43 @@ class Preprocessing:
 FIELDS = tuple(f.name for f in dataclasses.fields(Preprocessing))
 
 
+def normalize_pixels(x, mean, std):
+    """`(x / 255 - mean) / std`: timm's `ToTensor` + `Normalize`, the one definition of it.
+
+    The model's `ImagePreprocessing` layer, `preprocess_input` and the
+    tf.data pipeline all apply this, in float32 and in this order, so they
+    agree with each other and with timm's tensors to the bit.
+
+    Args:
+        x: RGB pixels in [0, 255], a float array or tensor of any backend.
+        mean, std: RGB mean and std of [0, 1] pixels, of `x`'s array type
+            and broadcastable over it (`normalization_constants`).
+
+    Returns:
+        The normalized pixels.
+
+    Example:
+    >>> import numpy as np
+    >>> mean, std = normalization_constants((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    >>> normalize_pixels(np.full((2, 3), 255.0, "float32"), mean, std)[0]
+    array([1., 1., 1.], dtype=float32)
+    """
+    return (x / 255.0 - mean) / std
+
+
+def normalization_constants(mean, std, rank=1, channel_axis=-1):
+    """`mean` and `std` as float32 arrays that broadcast over `rank`-D images.
+
+    Example:
+    >>> normalization_constants((0.5, 0.5, 0.5), (0.5, 0.5, 0.5), rank=4, channel_axis=1)[0].shape
+    (1, 3, 1, 1)
+    """
+    shape = [1] * rank
+    shape[channel_axis] = 3
+    return (np.reshape(np.asarray(mean, "float32"), shape),
+            np.reshape(np.asarray(std, "float32"), shape))
+
+
 def overrides_of(preprocessing):
     """The fields a `preprocessing=` argument sets: from None, a dict or a record.
 
@@ -250,14 +292,15 @@ class ImagePreprocessing(keras.layers.Layer):
         record = self.preprocessing
         if not record.normalize_in_model:
             return inputs
-        shape = [1] * len(inputs.shape)
-        shape[-1 if self.data_format == "channels_last" else 1] = 3
-        # One multiply-add per pixel: (x / 255 - mean) / std = x * a + b.
-        scale = 1.0 / (255.0 * np.asarray(record.std, "float64"))
-        offset = -np.asarray(record.mean, "float64") / np.asarray(record.std, "float64")
-        scale = ops.cast(np.reshape(scale, shape).astype("float32"), self.compute_dtype)
-        offset = ops.cast(np.reshape(offset, shape).astype("float32"), self.compute_dtype)
-        return ops.cast(inputs, self.compute_dtype) * scale + offset
+        mean, std = normalization_constants(
+            record.mean, record.std, len(inputs.shape),
+            -1 if self.data_format == "channels_last" else 1,
+        )
+        return normalize_pixels(
+            ops.cast(inputs, self.compute_dtype),
+            ops.cast(mean, self.compute_dtype),
+            ops.cast(std, self.compute_dtype),
+        )
 
     def compute_output_shape(self, input_shape):
         return input_shape

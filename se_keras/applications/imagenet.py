@@ -1,14 +1,10 @@
 """ImageNet input normalization and class names, shipped with the package.
 
 `keras.applications.imagenet_utils.decode_predictions` downloads its class
-index on first use; ours reads `data/imagenet_class_index.json` (the 1000
-ILSVRC-2012 classes in the usual index order, with their WordNet ids and
-first lemmas), so it works offline.
+index on first use; ours reads the index shipped in `se_keras._imagenet_classes`
+(the 1000 ILSVRC-2012 classes in the usual index order, with their WordNet
+ids and first lemmas), so it works offline.
 """
-
-import functools
-import json
-import pathlib
 
 import keras
 import numpy as np
@@ -16,30 +12,15 @@ from keras import ops
 
 from se_keras._constants import IMAGENET_MEAN
 from se_keras._constants import IMAGENET_STD
+from se_keras._imagenet_classes import class_index as _class_index
+from se_keras._imagenet_classes import imagenet_class_names  # noqa: F401 - part of this module's API
 from se_keras._validation import check_choice
+from se_keras.preprocessing import normalization_constants
+from se_keras.preprocessing import normalize_pixels
 
 # The original Caffe SENets take BGR pixels minus this mean (no scaling).
 CAFFE_BGR_MEAN = (104.0, 117.0, 123.0)
 MODES = ("torch", "caffe")
-
-_CLASS_INDEX = pathlib.Path(__file__).parent / "data" / "imagenet_class_index.json"
-
-
-@functools.lru_cache(maxsize=1)
-def _class_index():
-    with open(_CLASS_INDEX, encoding="utf-8") as f:
-        index = json.load(f)
-    return [tuple(index[str(i)]) for i in range(len(index))]
-
-
-def imagenet_class_names():
-    """The 1000 ImageNet class names in index order.
-
-    Example:
-    >>> imagenet_class_names()[0]
-    'tench'
-    """
-    return [name for _, name in _class_index()]
 
 
 def preprocess_input(x, data_format=None, mode="torch", mean=None, std=None):
@@ -81,9 +62,11 @@ def preprocess_input(x, data_format=None, mode="torch", mean=None, std=None):
         x = ops.flip(x, axis=channel_axis)
         x = x - np.reshape(np.asarray(CAFFE_BGR_MEAN, "float32"), shape)
     else:
-        mean = np.reshape(np.asarray(IMAGENET_MEAN if mean is None else mean, "float32"), shape)
-        std = np.reshape(np.asarray(IMAGENET_STD if std is None else std, "float32"), shape)
-        x = (x / 255.0 - mean) / std
+        mean, std = normalization_constants(
+            IMAGENET_MEAN if mean is None else mean, IMAGENET_STD if std is None else std,
+            len(x.shape), channel_axis,
+        )
+        x = normalize_pixels(x, mean, std)
     return ops.convert_to_numpy(x) if is_numpy else x
 
 

@@ -36,7 +36,7 @@ def register(subparsers):
 def run_to_tfrecords(args):
     import logging
 
-    from se_keras.data.tfrecords import write_tfrecords
+    from se_keras.data.to_tfrecords import write_tfrecords
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     info = write_tfrecords(args.data, args.output, val_split=args.val_split,

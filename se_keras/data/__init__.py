@@ -1,7 +1,10 @@
 """Input pipelines: decoding, preprocessing and dataset sources (tf.data throughout).
 
 - `sources`: where images come from (`get_source("digits" | "folder:PATH" |
-  "tfrecord:PATH" | "tfds:NAME")`).
+  "tfrecord:PATH" | "tfds:NAME")`), dispatching to one module per source:
+  `digits`, `folder`, `tfrecord_source`, `tfds_source`; `splits` holds the
+  `Source` / `Split` interface and the seeded order helpers, `arrays` the
+  splits held as file lists or bytes.
 - `preprocessing`: `decode_image`, the shared `eval_preprocess` and
   `preprocess_image` (one image through a model's record).
 - `errors`: label checks and the errors that name broken files.
@@ -9,7 +12,8 @@
   and batch augmentation (core Keras RandAugment, MixUp, CutMix).
 - `pipeline`: `train_dataset` / `eval_dataset`, per-worker sharded,
   parallel, prefetched, resumable.
-- `tfrecords`: writing sharded TFRecords in the ImageNet / TPU layout.
+- `tfrecords`: the TFRecord format (ImageNet / TPU layout), written and parsed
+  with one schema.
 
 Example:
 >>> from se_keras.data import get_source, train_dataset, Preprocessing

@@ -36,6 +36,7 @@ import math
 
 import tensorflow as tf
 
+from se_keras.data.arrays import ArraySplit
 from se_keras.data.augment import BatchAugmentation
 from se_keras.data.augment import CROPS
 from se_keras.data.augment import train_preprocess
@@ -157,7 +158,7 @@ def train_dataset(
     """The infinite training stream, starting at `start_step`.
 
     Args:
-        split: a `se_keras.data.sources` split.
+        split: a `se_keras.data.splits.Split` (from `get_source`).
         num_classes: width of the one-hot labels.
         global_batch_size: examples per step over all replicas.
         preprocessing: the model's `se_keras.Preprocessing` record (size,
@@ -189,8 +190,6 @@ def train_dataset(
     >>> next(iter(ds))[0].shape
     TensorShape([4, 16, 16, 3])
     """
-    from se_keras.data.sources import ArraySplit
-
     augmentation = augmentation or Augmentation()
     preprocessing = Preprocessing.from_dict(preprocessing)
     check_split_labels(split, num_classes)
@@ -264,7 +263,7 @@ def eval_dataset(
     """One pass over an evaluation split through the shared `eval_preprocess`.
 
     Args:
-        split: a `se_keras.data.sources` split.
+        split: a `se_keras.data.splits.Split` (from `get_source`).
         num_classes: width of the one-hot labels.
         global_batch_size: examples per step over all replicas.
         preprocessing: the model's `se_keras.Preprocessing` record.

@@ -18,6 +18,9 @@ from se_keras._constants import IMAGENET_MEAN
 from se_keras._constants import IMAGENET_STD
 from se_keras._constants import INTERPOLATIONS
 from se_keras.data.pil_resize import pil_resize
+from se_keras.preprocessing import Preprocessing
+from se_keras.preprocessing import normalization_constants
+from se_keras.preprocessing import normalize_pixels
 
 
 def decode_image(image_bytes):
@@ -60,9 +63,9 @@ def resize_size(size, crop_pct):
 
 
 def normalize(image, mean=IMAGENET_MEAN, std=IMAGENET_STD):
-    """uint8 or [0, 255] float pixels -> float32 `(x / 255 - mean) / std`."""
-    image = tf.cast(image, tf.float32) / 255.0
-    return (image - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
+    """uint8 or [0, 255] float pixels (channels last) -> float32 `(x / 255 - mean) / std`."""
+    mean, std = normalization_constants(mean, std)
+    return normalize_pixels(tf.cast(image, tf.float32), mean, std)
 
 
 # `eval_preprocess` has an argument of the same name.
@@ -172,8 +175,6 @@ def preprocess_image(image, preprocessing):
     >>> tuple(x.shape)
     (16, 16, 3)
     """
-    from se_keras.preprocessing import Preprocessing
-
     record = Preprocessing.from_dict(preprocessing)
     return eval_preprocess(
         image,

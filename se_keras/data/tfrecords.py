@@ -1,8 +1,9 @@
-"""Writing image datasets as sharded TFRecords in the ImageNet / TPU layout.
+"""The TFRecord format of image datasets (ImageNet / TPU layout): one schema, read and written.
 
 TPUs read training data from Cloud Storage, as TFRecord shards; this is how
-a folder of your own images gets there. Each record is a `tf.train.Example`
-with the features of the TPU ImageNet scripts and Model Garden's decoder:
+a folder of your own images gets there, and how such shards are read back.
+Each record is a `tf.train.Example` with the features of the TPU ImageNet
+scripts and Model Garden's decoder:
 
     image/encoded      the original file's bytes (not re-encoded)
     image/format       "JPEG", "PNG", "GIF" or "BMP"
@@ -11,12 +12,15 @@ with the features of the TPU ImageNet scripts and Model Garden's decoder:
     image/class/text   the class name
     image/filename     the path relative to the source folder
 
+`make_example` writes one record and `parse_example` reads the two features
+training needs back; `se_keras.data.tfrecord_source` reads whole shards.
 Shards are named `{split}-{index:05d}-of-{count:05d}`, written under a
 temporary name and renamed when complete; `dataset_info.json` beside them
 records the class names and each shard's length (so that a resumed run can
 find its place without reading the data).
 
 Example:
+>>> from se_keras.data.to_tfrecords import write_tfrecords
 >>> info = write_tfrecords("photos", "photos_tfrecords")  # doctest: +SKIP
 >>> info["splits"]["train"]["num_examples"]  # doctest: +SKIP
 1200
@@ -27,15 +31,27 @@ import logging
 import math
 import os
 import pathlib
-import tempfile
+import tempfile  # noqa: F401 - used by the doctests
 
 import numpy as np
 import tensorflow as tf
 
-from se_keras.data import sources
-from se_keras.training.run_files import write_json_atomically
+from se_keras._files import atomic_path
+from se_keras._files import read_json
+from se_keras.data.arrays import ArraySplit
 
 log = logging.getLogger(__name__)
+
+DATASET_INFO = "dataset_info.json"
+TRAIN_PREFIX = "train"
+VALIDATION_PREFIX = "validation"
+FEATURE_IMAGE = "image/encoded"
+FEATURE_LABEL = "image/class/label"
+# What training reads back of the features `make_example` writes.
+_READ_FEATURES = {
+    FEATURE_IMAGE: tf.io.FixedLenFeature((), tf.string),
+    FEATURE_LABEL: tf.io.FixedLenFeature((), tf.int64),
+}
 
 _FORMATS = {b"\xff\xd8\xff": "JPEG", b"\x89PNG": "PNG", b"GIF8": "GIF", b"BM": "BMP"}
 TARGET_SHARD_BYTES = 100 * 2**20
@@ -79,18 +95,47 @@ def make_example(image_bytes, label, height, width, class_text="", filename="", 
     return tf.train.Example(
         features=tf.train.Features(
             feature={
-                sources.FEATURE_IMAGE: _bytes_feature(image_bytes),
+                FEATURE_IMAGE: _bytes_feature(image_bytes),
                 "image/format": _bytes_feature(image_format(image_bytes).encode()),
                 "image/height": _int_feature(height),
                 "image/width": _int_feature(width),
                 "image/channels": _int_feature(channels),
                 "image/colorspace": _bytes_feature(b"RGB"),
-                sources.FEATURE_LABEL: _int_feature(label),
+                FEATURE_LABEL: _int_feature(label),
                 "image/class/text": _bytes_feature(class_text.encode()),
                 "image/filename": _bytes_feature(filename.encode()),
             }
         )
     )
+
+
+def parse_example(serialized, label_offset=0):
+    """Parses one ImageNet-layout `tf.train.Example` to (encoded image, int32 label).
+
+    Args:
+        serialized: scalar `tf.string`, a serialized `tf.train.Example`.
+        label_offset: added to `image/class/label`; -1 for TFRecords made by
+            the Inception / TPU ImageNet scripts, whose labels start at 1.
+
+    Returns:
+        `(image_bytes, label)`.
+
+    Example:
+    >>> example = make_example(b"\\xff\\xd8\\xff", 3, height=1, width=1)
+    >>> int(parse_example(example.SerializeToString())[1])
+    3
+    """
+    features = tf.io.parse_single_example(serialized, _READ_FEATURES)
+    label = tf.cast(features[FEATURE_LABEL], tf.int32) + label_offset
+    return features[FEATURE_IMAGE], label
+
+
+def read_dataset_info(directory):
+    """The `dataset_info.json` that `write_tfrecords` leaves beside the shards, or {}."""
+    path = pathlib.Path(directory) / DATASET_INFO
+    if not path.exists():
+        return {}
+    return read_json(path, "TFRecord metadata (write the TFRecords again or delete it)", "data")
 
 
 def _image_size(image_bytes, name):
@@ -105,7 +150,7 @@ def _image_size(image_bytes, name):
 
 def _examples(split, root, order):
     """(bytes, label, filename) in `order`, for the splits that hold paths or bytes."""
-    if isinstance(split, sources.ArraySplit):
+    if isinstance(split, ArraySplit):
         for i in order:
             if split.paths is not None:
                 path = pathlib.Path(split.paths[i])
@@ -124,7 +169,7 @@ def write_split(split, output_dir, name, class_names, num_shards=None, shuffle=T
     """Writes one split as `name-XXXXX-of-YYYYY` shards; returns its metadata dict.
 
     Args:
-        split: a `se_keras.data.sources` split.
+        split: a `se_keras.data.splits.Split`.
         output_dir: destination folder.
         name: "train" or "validation" (the shard prefix).
         class_names: for `image/class/text`.
@@ -138,7 +183,8 @@ def write_split(split, output_dir, name, class_names, num_shards=None, shuffle=T
         {"num_examples", "num_shards", "shard_lengths": {file name: count}}.
 
     Example:
-    >>> source = sources.get_source("digits")
+    >>> from se_keras.data.sources import get_source
+    >>> source = get_source("digits")
     >>> meta = write_split(source.validation, tempfile.mkdtemp(), "validation",
     ...                    source.class_names, num_shards=2)
     >>> meta["num_examples"]
@@ -148,10 +194,10 @@ def write_split(split, output_dir, name, class_names, num_shards=None, shuffle=T
     output_dir.mkdir(parents=True, exist_ok=True)
     n = split.num_examples
     order = np.arange(n)
-    if shuffle and isinstance(split, sources.ArraySplit):
+    if shuffle and isinstance(split, ArraySplit):
         order = np.random.default_rng(seed).permutation(n)
     if num_shards is None:
-        if isinstance(split, sources.ArraySplit) and split.paths is not None:
+        if isinstance(split, ArraySplit) and split.paths is not None:
             total = sum(os.path.getsize(p) for p in split.paths)
         else:
             total = n * 100_000
@@ -160,15 +206,11 @@ def write_split(split, output_dir, name, class_names, num_shards=None, shuffle=T
     bounds = np.linspace(0, n, num_shards + 1).astype(int)
     examples = _examples(split, root, order)
     lengths = {}
-    written = []
-    try:
-        for shard in range(num_shards):
-            shard_name = f"{name}-{shard:05d}-of-{num_shards:05d}"
-            fd, tmp = tempfile.mkstemp(prefix=f".{shard_name}.", dir=output_dir)
-            os.close(fd)
-            written.append(tmp)
-            count = 0
-            with tf.io.TFRecordWriter(tmp) as writer:
+    for shard in range(num_shards):
+        shard_name = f"{name}-{shard:05d}-of-{num_shards:05d}"
+        count = 0
+        with atomic_path(output_dir / shard_name) as tmp:
+            with tf.io.TFRecordWriter(str(tmp)) as writer:
                 for _ in range(bounds[shard + 1] - bounds[shard]):
                     image_bytes, label, filename = next(examples)
                     height, width = _image_size(image_bytes, filename)
@@ -176,66 +218,11 @@ def write_split(split, output_dir, name, class_names, num_shards=None, shuffle=T
                         image_bytes, label, height, width, class_names[label], filename
                     ).SerializeToString())
                     count += 1
-            os.replace(tmp, output_dir / shard_name)
-            written.pop()
-            lengths[shard_name] = count
-            log.info("Wrote %s (%d examples)", shard_name, count)
-    finally:
-        for tmp in written:
-            pathlib.Path(tmp).unlink(missing_ok=True)
+        lengths[shard_name] = count
+        log.info("Wrote %s (%d examples)", shard_name, count)
     # Shards of an earlier run with another shard count would be read too.
     for stale in output_dir.glob(f"{name}-*-of-*"):
         if stale.name not in lengths:
             stale.unlink()
     return {"num_examples": int(sum(lengths.values())), "num_shards": num_shards,
             "shard_lengths": lengths}
-
-
-def write_tfrecords(data, output_dir, val_split="none", num_shards=None, val_shards=None,
-                    shuffle=True, seed=0, skip_bad_files=False):
-    """Writes a dataset (an image folder, usually) as sharded TFRecords plus metadata.
-
-    Args:
-        data: a `--data` spec or folder path ("photos", "folder:photos",
-            "digits").
-        output_dir: destination folder.
-        val_split: as for the folder source: "none" (every image in the
-            train split; the default), a count or fraction per class held
-            out as the validation split, or "auto" (the folder's own
-            train/ and val/ subfolders, else 10% per class).
-        num_shards, val_shards: shard counts (default: ~100 MiB shards).
-        shuffle: mix the classes across shards (seeded).
-        seed: the order's seed.
-        skip_bad_files: skip unreadable files with a warning.
-
-    Returns:
-        The `dataset_info.json` contents.
-
-    Example:
-    >>> info = write_tfrecords("digits", tempfile.mkdtemp())
-    >>> info["splits"]["train"]["num_examples"]
-    1797
-    """
-    source = sources.get_source(data, val_split=val_split, skip_bad_files=skip_bad_files)
-    root = pathlib.Path(source.name) if source.kind == "folder" else None
-    output_dir = pathlib.Path(output_dir)
-    info = sources.read_dataset_info(output_dir)
-    if info.get("class_names") not in (None, source.class_names):
-        raise ValueError(
-            f"{output_dir} already holds TFRecords with other classes; choose an empty "
-            f"folder. Received: output_dir={str(output_dir)!r}"
-        )
-    info.update({"class_names": source.class_names, "label_offset": 0,
-                 "source": source.description or source.name})
-    splits = info.setdefault("splits", {})
-    splits[sources.TRAIN_PREFIX] = write_split(
-        source.train, output_dir, sources.TRAIN_PREFIX, source.class_names, num_shards,
-        shuffle, seed, root,
-    )
-    if source.validation is not None:
-        splits[sources.VALIDATION_PREFIX] = write_split(
-            source.validation, output_dir, sources.VALIDATION_PREFIX, source.class_names,
-            val_shards, shuffle, seed, root,
-        )
-    write_json_atomically(output_dir / sources.DATASET_INFO, info)
-    return info

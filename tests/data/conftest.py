@@ -1,9 +1,10 @@
-"""Shared fixtures: real CIFAR-10 JPEGs from the shared folder beside the checkout."""
+"""Shared fixtures: real CIFAR-10 JPEGs from the shared folder beside the checkout, TFRecords."""
 
 import shutil
 
 import pytest
 
+from se_keras import cli
 from tests.shared_data import cifar_train_folder
 
 
@@ -21,3 +22,14 @@ def small_cifar(tmp_path_factory, cifar_train):
         for path in sorted(class_dir.glob("*.jpg"))[:6]:
             shutil.copy(path, root / class_dir.name / path.name)
     return root
+
+
+@pytest.fixture
+def write_tfrecords():
+    """Writes an image folder as 3 training shards through the command line."""
+
+    def write(folder, output, *extra):
+        assert cli.main(["data", "to-tfrecords", str(folder), str(output), "--shards", "3",
+                         *extra]) == 0
+
+    return write

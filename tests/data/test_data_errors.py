@@ -14,7 +14,7 @@ from se_keras.data import errors
 from se_keras.data import eval_dataset
 from se_keras.data import get_source
 from se_keras.data import train_dataset
-from se_keras.data.sources import ArraySplit
+from se_keras.data.arrays import ArraySplit
 from se_keras.training import resolve_config
 from se_keras.training import train
 

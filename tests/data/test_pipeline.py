@@ -72,7 +72,7 @@ def test_train_preprocess_is_a_function_of_the_seed(cifar_train):
 @pytest.mark.parametrize("kind", ["folder", "tfrecord"])
 def test_resume_and_worker_shards_replay_the_same_batches(kind, small_cifar, tmp_path):
     if kind == "tfrecord":
-        from se_keras.data.tfrecords import write_tfrecords
+        from se_keras.data.to_tfrecords import write_tfrecords
 
         write_tfrecords(str(small_cifar), tmp_path / "records", num_shards=4)
         source = get_source(f"tfrecord:{tmp_path / 'records'}", val_split="none",
