@@ -21,7 +21,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10,<3.13",
     packages=find_packages(include=["se_keras", "se_keras.*"]),
-    package_data={"se_keras": ["**/*.json", "**/*.npz"]},
+    package_data={"se_keras": ["*.json", "**/*.json", "**/*.npz"]},
     include_package_data=True,
     install_requires=[
         "tensorflow>=2.16",
