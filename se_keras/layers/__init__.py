@@ -7,8 +7,8 @@ imported here so that a `.keras` file of an optimized model loads after
 """
 
 from se_keras.layers.projected_squeeze_excitation import ProjectedSqueezeExcitation
-from se_keras.layers.squeeze_excitation import ChannelSpatialSqueezeExcitation
-from se_keras.layers.squeeze_excitation import SpatialSqueezeExcitation
+from se_keras.layers.spatial_squeeze_excitation import ChannelSpatialSqueezeExcitation
+from se_keras.layers.spatial_squeeze_excitation import SpatialSqueezeExcitation
 from se_keras.layers.squeeze_excitation import SqueezeExcitation
 from se_keras.layers.squeeze_excitation import make_divisible
 from se_keras.layers.squeeze_excitation import reduced_width

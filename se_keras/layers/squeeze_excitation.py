@@ -1,6 +1,7 @@
-"""Squeeze-and-Excitation layers: channel SE (Hu et al.), spatial SE and scSE (Roy et al.).
+"""Channel Squeeze-and-Excitation (Hu et al.) and what the SE layer family shares.
 
-All three layers work on inputs of rank 3, 4 or 5 (sequences, images, video)
+The spatial variants of Roy et al. are in `spatial_squeeze_excitation`.
+All the layers work on inputs of rank 3, 4 or 5 (sequences, images, video)
 in either data format, with any batch size and unknown spatial size.
 
 Mixed precision: the squeeze and the excitation MLP run in float32 whatever
@@ -19,7 +20,6 @@ from se_keras._validation import check_positive
 
 GATES = ("sigmoid", "hard_sigmoid", "tanh", "relu")
 SQUEEZES = ("avg", "max")
-_COMBINES = ("add", "max", "multiply")
 
 
 def make_divisible(value, divisor, min_value=None, round_limit=0.0):
@@ -105,9 +105,8 @@ def _global_average(x, channels_last):
     # Equal to ops.mean over the spatial axes (to float rounding), but on
     # TensorFlow's CPU kernels the mean over the middle axes of a
     # channels_last tensor is a strided reduction, while a (1 x P) @ (P x C)
-    # matmul reads the feature map once with the BLAS kernel: in SE-ResNet-50
-    # at batch 16 the squeeze fell from 42 to 31 ms per batch (issue 8,
-    # `se-keras benchmark --profile`). Works with unknown spatial sizes.
+    # matmul reads the feature map once with the BLAS kernel (the README's
+    # benchmark section has the figures). Works with unknown spatial sizes.
     #
     # The batch axis is kept as it is (never -1): a reshape that derived it
     # from a spatial size traced for another input would regroup the
@@ -355,148 +354,4 @@ class SqueezeExcitation(_SEBase):
                 "squeeze": self.squeeze,
             }
         )
-        return config
-
-
-@keras.saving.register_keras_serializable(package="se_keras")
-class SpatialSqueezeExcitation(_SEBase):
-    """Spatial squeeze and channel excitation, "sSE" (Roy et al., arXiv 1803.02579).
-
-    Squeezes the channels at each position with a 1x1 projection to one
-    number and scales every channel at that position by its sigmoid:
-    `y[p, c] = x[p, c] * sigmoid(sum_k x[p, k] w_k + b)`. It complements the
-    channel SE block, which ignores where things are.
-
-    Args:
-        use_bias, data_format, kernel_initializer, bias_initializer,
-            kernel_regularizer, bias_regularizer: as in `SqueezeExcitation`.
-        **kwargs: base layer arguments.
-
-    Weights: `squeeze_kernel` (C, 1), `squeeze_bias` (1,).
-
-    Example:
-    >>> import numpy as np, se_keras
-    >>> sse = se_keras.layers.SpatialSqueezeExcitation()
-    >>> sse(np.ones((2, 8, 8, 32), "float32")).shape
-    (2, 8, 8, 32)
-    """
-
-    def build(self, input_shape):
-        channel_axis, _, channels = _check_input_shape(self, input_shape)
-        self.channels = channels
-        self._channel_axis = channel_axis
-        self.squeeze_kernel, self.squeeze_bias = self._add_dense("squeeze", channels, 1)
-
-    def spatial_gate(self, inputs):
-        """The per-position gate, with a channel axis of size 1, float32.
-
-        Example:
-        >>> import numpy as np
-        >>> sse = SpatialSqueezeExcitation()
-        >>> x = np.ones((2, 4, 4, 8), "float32")
-        >>> _ = sse(x)
-        >>> tuple(sse.spatial_gate(x).shape)
-        (2, 4, 4, 1)
-        """
-        x = ops.cast(inputs, "float32")
-        if self.data_format == "channels_first":
-            x = ops.moveaxis(x, 1, -1)
-        q = ops.sigmoid(self._dense(x, self.squeeze_kernel, self.squeeze_bias))
-        if self.data_format == "channels_first":
-            q = ops.moveaxis(q, -1, 1)
-        return q
-
-    def call(self, inputs):
-        return inputs * ops.cast(self.spatial_gate(inputs), inputs.dtype)
-
-
-@keras.saving.register_keras_serializable(package="se_keras")
-class ChannelSpatialSqueezeExcitation(_SEBase):
-    """Concurrent spatial and channel SE, "scSE" (Roy et al., arXiv 1803.02579).
-
-    Runs a channel SE block and a spatial SE block on the same input and
-    combines their outputs: by addition (`combine="add"`, the MICCAI 2018
-    paper), element-wise maximum ("max", best in the authors' later TMI
-    version) or product ("multiply").
-
-    Args:
-        ratio, reduced_channels, width_divisor, activation: the channel SE
-            block's arguments (see `SqueezeExcitation`).
-        combine: "add" (default), "max" or "multiply".
-        use_bias, data_format, kernel_initializer, bias_initializer,
-            kernel_regularizer, bias_regularizer: as in `SqueezeExcitation`.
-        **kwargs: base layer arguments.
-
-    Example:
-    >>> import numpy as np, se_keras
-    >>> scse = se_keras.layers.ChannelSpatialSqueezeExcitation(ratio=4)
-    >>> scse(np.ones((2, 8, 8, 32), "float32")).shape
-    (2, 8, 8, 32)
-    """
-
-    def __init__(
-        self,
-        ratio=16,
-        reduced_channels=None,
-        width_divisor=None,
-        activation="relu",
-        combine="add",
-        use_bias=True,
-        data_format=None,
-        kernel_initializer="glorot_uniform",
-        bias_initializer="zeros",
-        kernel_regularizer=None,
-        bias_regularizer=None,
-        **kwargs,
-    ):
-        check_choice("combine", combine, _COMBINES)
-        super().__init__(
-            use_bias=use_bias,
-            data_format=data_format,
-            kernel_initializer=kernel_initializer,
-            bias_initializer=bias_initializer,
-            kernel_regularizer=kernel_regularizer,
-            bias_regularizer=bias_regularizer,
-            **kwargs,
-        )
-        shared = dict(
-            use_bias=use_bias,
-            data_format=self.data_format,
-            kernel_initializer=kernel_initializer,
-            bias_initializer=bias_initializer,
-            kernel_regularizer=kernel_regularizer,
-            bias_regularizer=bias_regularizer,
-            dtype=self.dtype_policy,
-        )
-        self.channel_se = SqueezeExcitation(
-            ratio=ratio,
-            reduced_channels=reduced_channels,
-            width_divisor=width_divisor,
-            activation=activation,
-            name="cse",
-            **shared,
-        )
-        self.spatial_se = SpatialSqueezeExcitation(name="sse", **shared)
-        self.combine = combine
-
-    def build(self, input_shape):
-        _check_input_shape(self, input_shape)
-        self.channel_se.build(input_shape)
-        self.spatial_se.build(input_shape)
-
-    def call(self, inputs):
-        cse = self.channel_se(inputs)
-        sse = self.spatial_se(inputs)
-        if self.combine == "add":
-            return cse + sse
-        if self.combine == "max":
-            return ops.maximum(cse, sse)
-        return cse * sse
-
-    def get_config(self):
-        config = super().get_config()
-        se_config = self.channel_se.get_config()
-        for key in ("ratio", "reduced_channels", "width_divisor", "activation"):
-            config[key] = se_config[key]
-        config["combine"] = self.combine
         return config
