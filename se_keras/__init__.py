@@ -11,6 +11,7 @@ Example:
 """
 
 import importlib
+import warnings
 
 from se_keras.version import __version__
 
@@ -19,7 +20,7 @@ _SUBMODULES = (
     "data",
     "explain",
     "export",
-    "inspect",
+    "excitations",
     "layers",
     "preprocessing",
     "training",
@@ -43,6 +44,14 @@ __all__ = ["__version__", *_SUBMODULES, *_LAYER_NAMES, *_PREPROCESSING_NAMES]
 
 
 def __getattr__(name):
+    if name == "inspect":
+        # Renamed: `se_keras/inspect.py` shadowed the standard library's inspect.
+        warnings.warn(
+            "se_keras.inspect is deprecated and will be removed in 0.2; use se_keras.excitations.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return importlib.import_module("se_keras.excitations")
     if name in _SUBMODULES:
         return importlib.import_module(f"se_keras.{name}")
     if name in _LAYER_NAMES:

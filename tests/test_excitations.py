@@ -4,10 +4,10 @@ import keras
 import numpy as np
 
 from se_keras.applications import SEResNet20
-from se_keras.inspect import collect_excitations
-from se_keras.inspect import default_blocks
-from se_keras.inspect import plot_excitations
-from se_keras.inspect import se_layers
+from se_keras.excitations import collect_excitations
+from se_keras.excitations import default_blocks
+from se_keras.excitations import plot_excitations
+from se_keras.excitations import se_layers
 
 
 def _direct(model, images, labels):

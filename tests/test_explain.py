@@ -16,7 +16,7 @@ from se_keras.explain import group_blocks
 from se_keras.explain import last_stage
 from se_keras.explain import load_image
 from se_keras.explain import plot_explanation
-from se_keras.inspect import se_layers
+from se_keras.excitations import se_layers
 from se_keras.preprocessing import get_preprocessing
 
 

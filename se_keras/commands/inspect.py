@@ -27,8 +27,8 @@ def register(subparsers):
 def run(args):
     from se_keras.data import get_source
     from se_keras.data.pipeline import eval_dataset
-    from se_keras.inspect import collect_excitations
-    from se_keras.inspect import plot_excitations
+    from se_keras.excitations import collect_excitations
+    from se_keras.excitations import plot_excitations
     from se_keras.preprocessing import get_preprocessing
 
     data = get_source(args.data)
