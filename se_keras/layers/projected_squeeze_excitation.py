@@ -22,9 +22,6 @@ with the projection); it is an inference layer, not meant to be trained.
 import keras
 from keras import ops
 
-from se_keras._validation import check_choice
-from se_keras._validation import check_positive
-from se_keras.layers.squeeze_excitation import GATES
 from se_keras.layers.squeeze_excitation import _check_input_shape
 from se_keras.layers.squeeze_excitation import _gate
 from se_keras.layers.squeeze_excitation import _global_average
@@ -84,10 +81,7 @@ class ProjectedSqueezeExcitation(_SEBase):
         bias_regularizer=None,
         **kwargs,
     ):
-        check_positive("ratio", ratio)
-        check_positive("reduced_channels", reduced_channels, True, True)
-        check_positive("width_divisor", width_divisor, True, True)
-        check_choice("gate", gate, GATES)
+        self._check_excitation(ratio, reduced_channels, width_divisor, gate)
         super().__init__(
             use_bias=use_bias,
             data_format=data_format,
@@ -99,12 +93,7 @@ class ProjectedSqueezeExcitation(_SEBase):
         )
         # Two inputs: the base class's single-mask pass-through does not apply.
         self.supports_masking = False
-        self.ratio = ratio
-        self.reduced_channels = reduced_channels
-        self.width_divisor = width_divisor
-        self.activation_name = activation
-        self.activation = keras.activations.get(activation)
-        self.gate = gate
+        self._keep_excitation(ratio, reduced_channels, width_divisor, activation, gate)
 
     @staticmethod
     def _split_shapes(input_shape):
@@ -169,15 +158,5 @@ class ProjectedSqueezeExcitation(_SEBase):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "ratio": self.ratio,
-                "reduced_channels": self.reduced_channels,
-                "width_divisor": self.width_divisor,
-                "activation": self.activation_name
-                if isinstance(self.activation_name, str)
-                else keras.activations.serialize(self.activation),
-                "gate": self.gate,
-            }
-        )
+        config.update(self._excitation_config())
         return config

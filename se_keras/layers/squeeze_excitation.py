@@ -166,6 +166,33 @@ class _SEBase(keras.layers.Layer):
         self.bias_regularizer = keras.regularizers.get(bias_regularizer)
         self.supports_masking = True
 
+    @staticmethod
+    def _check_excitation(ratio, reduced_channels, width_divisor, gate):
+        """Checks the bottleneck MLP's options (the channel layer and its projected form)."""
+        check_positive("ratio", ratio)
+        check_positive("reduced_channels", reduced_channels, True, True)
+        check_positive("width_divisor", width_divisor, True, True)
+        check_choice("gate", gate, GATES)
+
+    def _keep_excitation(self, ratio, reduced_channels, width_divisor, activation, gate):
+        self.ratio = ratio
+        self.reduced_channels = reduced_channels
+        self.width_divisor = width_divisor
+        self.activation_name = activation
+        self.activation = keras.activations.get(activation)
+        self.gate = gate
+
+    def _excitation_config(self):
+        return {
+            "ratio": self.ratio,
+            "reduced_channels": self.reduced_channels,
+            "width_divisor": self.width_divisor,
+            "activation": self.activation_name
+            if isinstance(self.activation_name, str)
+            else keras.activations.serialize(self.activation),
+            "gate": self.gate,
+        }
+
     def _add_dense(self, name, units_in, units_out):
         # autocast=False: the excitation runs in float32 (module docstring);
         # an autocast variable would be rounded to float16 when read.
@@ -275,10 +302,7 @@ class SqueezeExcitation(_SEBase):
         bias_regularizer=None,
         **kwargs,
     ):
-        check_positive("ratio", ratio)
-        check_positive("reduced_channels", reduced_channels, True, True)
-        check_positive("width_divisor", width_divisor, True, True)
-        check_choice("gate", gate, GATES)
+        self._check_excitation(ratio, reduced_channels, width_divisor, gate)
         check_choice("squeeze", squeeze, SQUEEZES)
         super().__init__(
             use_bias=use_bias,
@@ -289,12 +313,7 @@ class SqueezeExcitation(_SEBase):
             bias_regularizer=bias_regularizer,
             **kwargs,
         )
-        self.ratio = ratio
-        self.reduced_channels = reduced_channels
-        self.width_divisor = width_divisor
-        self.activation_name = activation
-        self.activation = keras.activations.get(activation)
-        self.gate = gate
+        self._keep_excitation(ratio, reduced_channels, width_divisor, activation, gate)
         self.squeeze = squeeze
 
     def build(self, input_shape):
@@ -342,16 +361,5 @@ class SqueezeExcitation(_SEBase):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "ratio": self.ratio,
-                "reduced_channels": self.reduced_channels,
-                "width_divisor": self.width_divisor,
-                "activation": self.activation_name
-                if isinstance(self.activation_name, str)
-                else keras.activations.serialize(self.activation),
-                "gate": self.gate,
-                "squeeze": self.squeeze,
-            }
-        )
+        config.update({**self._excitation_config(), "squeeze": self.squeeze})
         return config
