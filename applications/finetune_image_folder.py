@@ -81,7 +81,7 @@ def build_models(args, num_classes):
     # the new model is built in the same, and the run records it.
     layout = {}
     if getattr(builder, "arch", None) in resnet.ARCHITECTURES:
-        layout["variant"] = resnet.resolve_variant(builder.arch, weights)
+        layout["layout"] = resnet.resolve_layout(builder.arch, weights)
     backbone = None
     overrides = {}
     if weights is not None:

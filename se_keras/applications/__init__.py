@@ -13,7 +13,6 @@ Example:
 """
 
 from se_keras.applications.backbones import feature_extractor
-from se_keras.applications.cifar_resnet import BUILDERS as _CIFAR_BUILDERS
 from se_keras.applications.cifar_resnet import SEResNet20
 from se_keras.applications.cifar_resnet import SEResNet32
 from se_keras.applications.cifar_resnet import SEResNet56
@@ -21,16 +20,13 @@ from se_keras.applications.cifar_resnet import SEResNet110
 from se_keras.applications.cifar_resnet import SEResNet164
 from se_keras.applications.cifar_resnet import SEWideResNet16_8
 from se_keras.applications.imagenet import decode_predictions
-from se_keras.applications.inception import BUILDERS as _INCEPTION_BUILDERS
 from se_keras.applications.inception import SEBNInception
 from se_keras.applications.inception import SEInceptionResNetV2
 from se_keras.applications.inception import SEInceptionV3
 from se_keras.applications.imagenet import imagenet_class_names
 from se_keras.applications.imagenet import preprocess_input
-from se_keras.applications.mobilenet import BUILDERS as _MOBILENET_BUILDERS
 from se_keras.applications.mobilenet import SEMobileNet
 from se_keras.applications.mobilenet import SEMobileNetV2
-from se_keras.applications.resnet import BUILDERS as _RESNET_BUILDERS
 from se_keras.applications.resnet import SENet154
 from se_keras.applications.resnet import SEResNet18
 from se_keras.applications.resnet import SEResNet34
@@ -45,34 +41,9 @@ from se_keras.applications.resnet import SEResNeXt50
 from se_keras.applications.resnet import SEResNeXt101
 from se_keras.applications.resnet import SEResNeXt101_32x8d
 from se_keras.applications.resnet import SEResNeXt101_64x4d
-from se_keras.applications.shufflenet import BUILDERS as _SHUFFLENET_BUILDERS
 from se_keras.applications.shufflenet import SEShuffleNet
-from se_keras.applications.vgg import BUILDERS as _VGG_BUILDERS
+from se_keras.applications.timm_names import from_timm
+from se_keras.applications.timm_names import parse_timm_name
 from se_keras.applications.vgg import SEVGG16
-
-# Public name -> builder, for the command line and the tests.
-MODELS = {
-    **_RESNET_BUILDERS,
-    **_CIFAR_BUILDERS,
-    **_INCEPTION_BUILDERS,
-    **_MOBILENET_BUILDERS,
-    **_SHUFFLENET_BUILDERS,
-    **_VGG_BUILDERS,
-}
-
-
-def get_builder(name):
-    """The builder called `name` (e.g. "SEResNet50").
-
-    Raises:
-        ValueError: for an unknown name, listing the known ones.
-
-    Example:
-    >>> get_builder("SEResNet50").__name__
-    'SEResNet50'
-    """
-    if name not in MODELS:
-        raise ValueError(
-            f"Unknown model; known models: {', '.join(MODELS)}. Received: model={name!r}"
-        )
-    return MODELS[name]
+from se_keras.applications.catalog import MODELS
+from se_keras.applications.catalog import get_builder

@@ -311,7 +311,7 @@ def backbone(model_name, levels=None, **kwargs):
     >>> sorted(backbone("SEResNet20", input_shape=(32, 32, 3)).output)
     ['P0', 'P1', 'P2']
     """
-    from se_keras.applications import get_builder
+    from se_keras.applications.catalog import get_builder
 
     for key in ("include_top", "pooling"):
         if kwargs.get(key):

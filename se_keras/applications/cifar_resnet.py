@@ -10,16 +10,19 @@
 
 Shortcuts that change shape are 1x1 projections with BatchNorm (option B).
 The SE block sits on the residual branch before the addition, as in the
-paper. Layer names follow the ImageNet builders' contract
+paper: `se_position="standard"` in the vocabulary of
+`se_keras.applications._se_positions`, the only placement these builders
+offer (they take no `se_position`). Layer names follow the ImageNet builders' contract
 (`stage{s}_block{b}_se`, ...), with `final_bn`/`final_relu` closing the
 pre-activation networks.
 """
 
-import keras
 from keras import layers
 
-from se_keras.applications import _common
-from se_keras.layers import SqueezeExcitation
+from se_keras.applications import _arguments
+from se_keras.applications import _assembly
+from se_keras.applications import _blocks
+from se_keras.applications import _public_builders
 
 # One row per public model.
 ARCHITECTURES = {
@@ -48,28 +51,11 @@ def _blocks_per_stage(block, depth, preact):
 
 
 def build_cifar_resnet(
-    *,
-    block,
-    depth,
-    preact,
-    widen_factor=1,
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=10,
-    classifier_activation="softmax",
-    name="se_resnet_cifar",
-    se=True,
-    se_ratio=16,
-    se_gate="sigmoid",
-    se_squeeze="avg",
-    se_stages=None,
-    dropout_rate=0.0,
-    bn_epsilon=1e-5,
-    preprocessing=None,
-    include_preprocessing=False,
+    *, block, depth, preact, widen_factor=1,
+    include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+    classes=10, classifier_activation="softmax", name="se_resnet_cifar",
+    se=True, se_ratio=16, se_gate="sigmoid", se_squeeze="avg", se_stages=None,
+    dropout_rate=0.0, bn_epsilon=1e-5, preprocessing=None, include_preprocessing=False,
 ):
     """Builds a CIFAR (SE-)ResNet or wide ResNet.
 
@@ -100,28 +86,22 @@ def build_cifar_resnet(
     Example:
     >>> model = build_cifar_resnet(block="basic", depth=8, preact=False, classes=10)
     """
-    _common.validate_file_weights(weights)
-    input_shape = _common.validate_common(
-        weights=weights, known_tags=(), include_top=include_top, classes=classes,
-        input_shape=input_shape, default_size=32, min_size=8, pooling=pooling,
-        classifier_activation=classifier_activation,
+    input_shape = _arguments.validate_keras_arguments(
+        weights=weights, include_top=include_top, classes=classes, input_shape=input_shape,
+        pooling=pooling, classifier_activation=classifier_activation,
+        default_size=32, min_size=8,
     )
-    _common.validate_se_options(se_ratio, se_gate, se_squeeze)
+    _arguments.validate_se_options(se_ratio, se_gate, se_squeeze)
     n = _blocks_per_stage(block, depth, preact)
-    stages = (1, 2, 3) if se_stages is None else tuple(se_stages)
-    if not set(stages) <= {1, 2, 3}:
-        raise ValueError(
-            "`se_stages` must be a subset of (1, 2, 3). "
-            f"Received: se_stages={se_stages!r}"
-        )
-    data_format = keras.config.image_data_format()
-    bn = lambda t, label: _common.batch_norm(t, bn_epsilon, label)  # noqa: E731
+    stages = _arguments.se_stage_set(se_stages, 3)
+    se_block = _blocks.se_block(ratio=se_ratio, gate=se_gate, squeeze=se_squeeze)
+    bn = lambda t, label: _blocks.batch_norm(t, bn_epsilon, label)  # noqa: E731
 
-    img_input, x = _common.input_with_preprocessing(
+    img_input, x = _assembly.input_with_preprocessing(
         input_tensor, input_shape, weights=weights, default_size=32, crop_pct=1.0,
         preprocessing=preprocessing, include_preprocessing=include_preprocessing,
     )
-    x = _common.conv(x, 16, 3, name="stem_conv1")
+    x = _blocks.conv(x, 16, 3, name="stem_conv1")
     if not preact:
         x = bn(x, "stem_bn1")
         x = layers.ReLU(name="stem_relu1")(x)
@@ -140,7 +120,7 @@ def build_cifar_resnet(
                 if strides > 1 or channels != out_channels:
                     shortcut = x
             if strides > 1 or channels != out_channels:
-                shortcut = _common.conv(shortcut, out_channels, 1, strides, name=f"{label}_down_conv")
+                shortcut = _blocks.conv(shortcut, out_channels, 1, strides, name=f"{label}_down_conv")
                 if not preact:
                     shortcut = bn(shortcut, f"{label}_down_bn")
             r = x
@@ -154,16 +134,13 @@ def build_cifar_resnet(
                     r = layers.ReLU(name=f"{label}_relu{i - 1}")(r)
                     if dropout_rate and block == "basic":
                         r = layers.Dropout(dropout_rate, name=f"{label}_dropout")(r)
-                r = _common.conv(r, w, k, s, name=f"{label}_conv{i}")
+                r = _blocks.conv(r, w, k, s, name=f"{label}_conv{i}")
                 if not preact:
                     r = bn(r, f"{label}_bn{i}")
                     if i < len(kernels):
                         r = layers.ReLU(name=f"{label}_relu{i}")(r)
             if se and stage in stages:
-                r = SqueezeExcitation(
-                    ratio=se_ratio, gate=se_gate, squeeze=se_squeeze,
-                    data_format=data_format, name=f"{label}_se",
-                )(r)
+                r = se_block(r, f"{label}_se")
             x = layers.Add(name=f"{label}_add")([shortcut, r])
             if not preact:
                 x = layers.ReLU(name=f"{label}_out")(x)
@@ -171,68 +148,37 @@ def build_cifar_resnet(
     if preact:
         x = bn(x, "final_bn")
         x = layers.ReLU(name="final_relu")(x)
-    x = _common.head(
+    x = _blocks.head(
         x, include_top=include_top, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation,
     )
-    return _common.finish_model(input_tensor, img_input, x, name=name, weights=weights)
+    return _assembly.finish_model(input_tensor, img_input, x, name=name, weights=weights)
 
 
-def _builder(func_name, arch, title, default_name):
-    def builder(
-        include_top=True,
-        weights=None,
-        input_tensor=None,
-        input_shape=None,
-        pooling=None,
-        classes=10,
-        classifier_activation="softmax",
+def _public(func_name, arch, title, default_name):
+    return _public_builders.public_builder(
+        func_name,
+        arch=arch,
+        build=lambda **kwargs: build_cifar_resnet(**ARCHITECTURES[arch], **kwargs),
+        summary=f"Instantiates {title} for 32x32 inputs (the paper's CIFAR tables).",
+        description="No public weights exist: `weights` is None or a `.weights.h5` path.",
+        example="classes=10",
         name=default_name,
-        **kwargs,
-    ):
-        return build_cifar_resnet(
-            **ARCHITECTURES[arch],
-            include_top=include_top,
-            weights=weights,
-            input_tensor=input_tensor,
-            input_shape=input_shape,
-            pooling=pooling,
-            classes=classes,
-            classifier_activation=classifier_activation,
-            name=name,
-            **kwargs,
-        )
-
-    builder.__name__ = builder.__qualname__ = func_name
-    builder.__doc__ = f"""Instantiates {title} for 32x32 inputs (the paper's CIFAR tables).
-
-    No public weights exist: `weights` is None or a `.weights.h5` path.
-
-    Args:
-        include_top, weights, input_tensor, input_shape, pooling, classes,
-            classifier_activation, name: as in `keras.applications`
-            (`classes` defaults to 10, `input_shape` to (32, 32, 3)).
-        **kwargs: `se`, `se_ratio`, `se_gate`, `se_squeeze`, `se_stages`,
-            `dropout_rate`, `bn_epsilon`, `preprocessing`,
-            `include_preprocessing` (see `build_cifar_resnet`).
-
-    Returns:
-        A `keras.Model`.
-
-    Example:
-    >>> from se_keras.applications import {func_name}
-    >>> model = {func_name}(classes=10)
-    """
-    builder.arch = arch
-    return builder
+        classes=10,
+        size=32,
+        min_size=8,
+        kwargs_doc="`se`, `se_ratio`, `se_gate`, `se_squeeze`, `se_stages`, "
+                   "`dropout_rate`, `bn_epsilon`, `preprocessing`, `include_preprocessing` "
+                   "(see `build_cifar_resnet`).",
+    )
 
 
-SEResNet20 = _builder("SEResNet20", "seresnet20_cifar", "SE-ResNet-20", "se_resnet20")
-SEResNet32 = _builder("SEResNet32", "seresnet32_cifar", "SE-ResNet-32", "se_resnet32")
-SEResNet56 = _builder("SEResNet56", "seresnet56_cifar", "SE-ResNet-56", "se_resnet56")
-SEResNet110 = _builder("SEResNet110", "seresnet110_cifar", "SE-ResNet-110", "se_resnet110")
-SEResNet164 = _builder("SEResNet164", "seresnet164_cifar", "SE-ResNet-164", "se_resnet164")
-SEWideResNet16_8 = _builder("SEWideResNet16_8", "sewrn16_8_cifar", "SE-WRN-16-8", "se_wrn16_8")
+SEResNet20 = _public("SEResNet20", "seresnet20_cifar", "SE-ResNet-20", "se_resnet20")
+SEResNet32 = _public("SEResNet32", "seresnet32_cifar", "SE-ResNet-32", "se_resnet32")
+SEResNet56 = _public("SEResNet56", "seresnet56_cifar", "SE-ResNet-56", "se_resnet56")
+SEResNet110 = _public("SEResNet110", "seresnet110_cifar", "SE-ResNet-110", "se_resnet110")
+SEResNet164 = _public("SEResNet164", "seresnet164_cifar", "SE-ResNet-164", "se_resnet164")
+SEWideResNet16_8 = _public("SEWideResNet16_8", "sewrn16_8_cifar", "SE-WRN-16-8", "se_wrn16_8")
 
 BUILDERS = {
     f.__name__: f

@@ -5,6 +5,15 @@ architecture is a row of `ARCHITECTURES`. The SE block recalibrates each
 Inception module's output (the paper's figure 2); in Inception-ResNet it
 acts on the residual branch before the addition, like SE-ResNet.
 
+Where Inception-ResNet-v2's residual blocks put it (`se_position`, the
+vocabulary of `se_keras.applications._se_positions`); BN-Inception and
+Inception-v3 have no residual blocks, accept every value and ignore it:
+
+| value | where | former name |
+|---|---|---|
+| "standard" (default) | on the residual branch, before the scaling and addition (the paper's integration) | "residual" |
+| "post" | after the addition and ReLU | "output" |
+
 - BN-Inception (Ioffe & Szegedy 2015, figure 5 and the authors' Caffe
   layout): convolutions with biases, BatchNorm with scale, epsilon 1e-5,
   stride-2 max pools with Caffe's `ceil_mode`, average pools that count the
@@ -52,7 +61,13 @@ Every model ends in avg_pool / max_pool and predictions.
 import keras
 from keras import layers
 
-from se_keras.applications import _common
+from se_keras._validation import check_choice
+from se_keras.applications import _arguments
+from se_keras.applications import _assembly
+from se_keras.applications import _blocks
+from se_keras.applications import _public_builders
+from se_keras.applications import _se_positions
+from se_keras.applications._public_builders import Option
 
 # What differs between the families outside the module graphs.
 ARCHITECTURES = {
@@ -83,8 +98,6 @@ BN_INCEPTION_MODULES = {
     "5b": (352, 192, 320, 192, 224, "max", 128, 1),
 }
 
-SE_POSITIONS = ("residual", "output")
-
 
 class _Builder:
     """Conv-BN-ReLU and SE with one family's options, so the graphs read like tables."""
@@ -94,31 +107,26 @@ class _Builder:
         self.bn_scale = bn_scale
         self.bn_epsilon = bn_epsilon
         # `se(x, name)`: an SE block, or `x` itself when `se` is False.
-        self.se = _common.se_block(se, se_ratio, se_gate, se_squeeze)
+        self.se = _blocks.se_block(se, ratio=se_ratio, gate=se_gate, squeeze=se_squeeze)
         self.data_format = keras.config.image_data_format()
-        self.axis = _common.channel_axis()
+        self.axis = _blocks.channel_axis()
 
     def conv_bn(self, x, filters, kernel, name, strides=1, padding="same", relu=True):
         """Convolution `name`, then `name_bn` and (if `relu`) `name_relu`.
 
-        padding="same" pads as Caffe and PyTorch do (`_common.conv`: an
+        padding="same" pads as Caffe and PyTorch do (`_blocks.conv`: an
         explicit symmetric `name_pad` when strided, where TensorFlow's "same"
         pads the bottom/right more); strided convolutions there have square
         kernels. padding="valid" is keras' unpadded convolution.
         """
         if padding == "same":
-            x = _common.conv(x, filters, kernel, strides, name=name, use_bias=self.use_bias)
+            x = _blocks.conv(x, filters, kernel, strides, name=name, use_bias=self.use_bias)
         else:
             x = layers.Conv2D(
                 filters, kernel, strides=strides, padding=padding, use_bias=self.use_bias,
                 data_format=self.data_format, name=name,
             )(x)
-        # Not `_common.batch_norm`, which always has a scale; momentum 0.9
-        # as there (PyTorch's 0.1).
-        x = layers.BatchNormalization(
-            axis=self.axis, epsilon=self.bn_epsilon, momentum=0.9, scale=self.bn_scale,
-            name=f"{name}_bn",
-        )(x)
+        x = _blocks.batch_norm(x, self.bn_epsilon, f"{name}_bn", scale=self.bn_scale)
         if relu:
             x = layers.ReLU(name=f"{name}_relu")(x)
         return x
@@ -136,7 +144,7 @@ class _Builder:
     def keras_max_pool(self, x, name, padding="valid"):
         """keras' and TF-slim's 3x3/2 max pool: unpadded ("valid"), or TensorFlow's "same".
 
-        Not `_common.max_pool_3x3_s2`, which pads explicitly like PyTorch.
+        Not `_blocks.max_pool_3x3_s2`, which pads explicitly like PyTorch.
         """
         return layers.MaxPooling2D(
             3, strides=2, padding=padding, data_format=self.data_format, name=name
@@ -146,10 +154,10 @@ class _Builder:
 def _bn_inception(x, b, se_position):
     del se_position  # modules have no residual branch: SE on the output
     x = b.conv_bn(x, 64, 7, "conv1_7x7_s2", strides=2)
-    x = _common.max_pool_3x3_s2(x, ceil_mode=True, name="pool1_3x3_s2")
+    x = _blocks.max_pool_3x3_s2(x, ceil_mode=True, name="pool1_3x3_s2")
     x = b.conv_bn(x, 64, 1, "conv2_3x3_reduce")
     x = b.conv_bn(x, 192, 3, "conv2_3x3")
-    x = _common.max_pool_3x3_s2(x, ceil_mode=True, name="pool2_3x3_s2")
+    x = _blocks.max_pool_3x3_s2(x, ceil_mode=True, name="pool2_3x3_s2")
     for module, row in BN_INCEPTION_MODULES.items():
         n1x1, n3x3_red, n3x3, ndbl_red, ndbl, pool, proj, stride = row
         p = f"inception_{module}"
@@ -283,14 +291,14 @@ def _residual_block(x, b, kind, i, se_position):
     r = layers.Conv2D(
         channels, 1, use_bias=True, data_format=b.data_format, name=f"{p}_conv"
     )(r)
-    if se_position == "residual":
+    if se_position == _se_positions.STANDARD:
         r = b.se(r, f"{p}_se")
     # keras and TF-slim end with a block8 of scale 1 and no activation.
     r = layers.Rescaling(1.0 if last else row["scale"], name=f"{p}_scale")(r)
     x = layers.Add(name=f"{p}_add")([x, r])
     if not last:
         x = layers.ReLU(name=f"{p}_relu")(x)
-    if se_position == "output":
+    if se_position == _se_positions.POST:
         x = b.se(x, f"{p}_se")
     return x
 
@@ -334,46 +342,21 @@ _BODIES = {
 
 
 def build_inception(
-    *,
-    arch,
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="se_inception",
-    se=True,
-    se_ratio=16,
-    se_gate="sigmoid",
-    se_squeeze="avg",
-    se_position="residual",
-    bn_epsilon=None,
-    preprocessing=None,
-    include_preprocessing=False,
+    *, arch,
+    include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+    classes=1000, classifier_activation="softmax", name="se_inception",
+    se=True, se_ratio=16, se_gate="sigmoid", se_squeeze="avg", se_position="standard",
+    bn_epsilon=None, preprocessing=None, include_preprocessing=False,
 ):
     """Builds an (SE-)Inception functional model of one `ARCHITECTURES` row.
 
     Args:
         arch: "bn_inception", "inception_v3" or "inception_resnet_v2".
-        include_top, weights, input_tensor, input_shape, pooling, classes,
-            classifier_activation, name: as in `keras.applications`;
-            `weights` is None or a path to a `.weights.h5` file (no
-            pretrained weights are published for these models).
-        se: False builds the plain network from the same code.
-        se_ratio, se_gate, se_squeeze: the `SqueezeExcitation` options
-            (reduction ratio r, gate, squeeze operator).
-        se_position: Inception-ResNet-v2 only: "residual" (SE on each
-            residual branch before the scaling and addition, the paper's
-            integration) or "output" (after the addition and ReLU).
-            Non-residual modules always get SE on their output.
         bn_epsilon: BatchNorm epsilon; None takes the family's (1e-5 for
             BN-Inception, 1e-3 for keras' Inception-v3 / -ResNet-v2).
-        preprocessing: fields of the model's `se_keras.Preprocessing` record to
-            override (a dict or a record); see `se_keras.preprocessing`.
-        include_preprocessing: normalize inside the model, so that it takes
-            RGB pixels in [0, 255].
+        The others: as documented on `SEInceptionV3` (`se_position`:
+            Inception-ResNet-v2 only, "standard" or "post", see the module
+            docstring; non-residual modules always get SE on their output).
 
     Returns:
         A `keras.Model`.
@@ -383,123 +366,75 @@ def build_inception(
     >>> model = build_inception(arch="bn_inception", include_top=False)
     """
     # The architecture first: it sets the default and minimum input sizes.
-    _common.check_choice("arch", arch, tuple(ARCHITECTURES))
+    check_choice("arch", arch, tuple(ARCHITECTURES))
     row = ARCHITECTURES[arch]
-    input_shape = _common.validate_unpublished(
-        weights=weights, include_top=include_top, classes=classes,
-        input_shape=input_shape, pooling=pooling,
-        classifier_activation=classifier_activation,
+    input_shape = _arguments.validate_keras_arguments(
+        weights=weights, include_top=include_top, classes=classes, input_shape=input_shape,
+        pooling=pooling, classifier_activation=classifier_activation,
         default_size=row["default_size"], min_size=row["min_size"],
     )
-    _common.validate_se_arguments(se_ratio, se_gate, se_squeeze, se_position, SE_POSITIONS)
+    _arguments.validate_se_options(se_ratio, se_gate, se_squeeze)
+    se_position = _se_positions.resolve("inception", se_position)
     builder = _Builder(
         use_bias=row["use_bias"], bn_scale=row["bn_scale"],
         bn_epsilon=row["bn_epsilon"] if bn_epsilon is None else bn_epsilon,
         se=se, se_ratio=se_ratio, se_gate=se_gate, se_squeeze=se_squeeze,
     )
-    img_input, x = _common.input_with_preprocessing(
+    img_input, x = _assembly.input_with_preprocessing(
         input_tensor, input_shape, weights=weights, default_size=row["default_size"],
         preprocessing=preprocessing, include_preprocessing=include_preprocessing,
     )
     x = _BODIES[arch](x, builder, se_position)
-    x = _common.head(
+    x = _blocks.head(
         x, include_top=include_top, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation,
     )
-    return _common.finish_model(input_tensor, img_input, x, name=name, weights=weights)
+    return _assembly.finish_model(input_tensor, img_input, x, name=name, weights=weights)
 
 
-def _builder(func_name, arch, title, default_name, extra, position_doc=""):
+def _public(func_name, arch, title, default_name, description):
     size = ARCHITECTURES[arch]["default_size"]
-    min_size = ARCHITECTURES[arch]["min_size"]
-
-    def builder(
-        include_top=True,
-        weights=None,
-        input_tensor=None,
-        input_shape=None,
-        pooling=None,
-        classes=1000,
-        classifier_activation="softmax",
+    return _public_builders.public_builder(
+        func_name,
+        arch=arch,
+        build=lambda **kwargs: build_inception(arch=arch, **kwargs),
+        summary=f"Instantiates the {title} architecture.",
+        description=(
+            f"{description}\nNo pretrained weights are published: `weights` is None or a "
+            "path to a\n`.weights.h5` file. Layer names: see `se_keras.applications.inception`."
+        ),
+        example=f"include_top=False, input_shape=({size}, {size}, 3)",
         name=default_name,
-        se=True,
-        se_ratio=16,
-        se_gate="sigmoid",
-        se_squeeze="avg",
-        se_position="residual",
-        bn_epsilon=None,
-        preprocessing=None,
-        include_preprocessing=False,
-    ):
-        return build_inception(
-            arch=arch, include_top=include_top, weights=weights,
-            input_tensor=input_tensor, input_shape=input_shape, pooling=pooling,
-            classes=classes, classifier_activation=classifier_activation, name=name,
-            se=se, se_ratio=se_ratio, se_gate=se_gate, se_squeeze=se_squeeze,
-            se_position=se_position, bn_epsilon=bn_epsilon,
-        preprocessing=preprocessing, include_preprocessing=include_preprocessing,
-        )
-
-    builder.__name__ = builder.__qualname__ = func_name
-    builder.__doc__ = f"""Instantiates the {title} architecture.
-
-    Reference: Hu et al., "Squeeze-and-Excitation Networks" (arXiv 1709.01507).
-    {extra}
-    No pretrained weights are published: `weights` is None or a path to a
-    `.weights.h5` file. Layer names: see `se_keras.applications.inception`.
-
-    Args:
-        include_top: whether to include the classifier on top.
-        weights: None (random initialization) or a `.weights.h5` path.
-        input_tensor: optional Keras tensor to use as image input.
-        input_shape: optional shape tuple, at least {min_size}x{min_size};
-            defaults to ({size}, {size}, 3) with the top.
-        pooling: None, "avg" or "max": global pooling when `include_top=False`.
-        classes: number of classes.
-        classifier_activation: activation of the top layer.
-        name: the model's name.
-        se: False builds the plain network from the same code.
-        se_ratio: SE reduction ratio r (width C // r).
-        se_gate: "sigmoid", "hard_sigmoid", "tanh" or "relu".
-        se_squeeze: "avg" or "max" global pooling.
-        se_position: {position_doc or 'ignored (no residual branches).'}
-        bn_epsilon: BatchNorm epsilon; None for the family's default.
-        preprocessing: fields of the model's `se_keras.Preprocessing` record to
-            override (a dict or a record); see `se_keras.preprocessing`.
-        include_preprocessing: normalize inside the model, so that it takes
-            RGB pixels in [0, 255].
-
-    Returns:
-        A `keras.Model`.
-
-    Example:
-    >>> from se_keras.applications import {func_name}
-    >>> model = {func_name}(include_top=False, input_shape=({size}, {size}, 3))
-    """
-    builder.arch = arch
-    return builder
+        size=size,
+        min_size=ARCHITECTURES[arch]["min_size"],
+        options=[
+            *_public_builders.se_options("inception"),
+            Option("bn_epsilon", None, "BatchNorm epsilon; None for the family's default."),
+            *_public_builders.PREPROCESSING_OPTIONS,
+        ],
+    )
 
 
-SEBNInception = _builder(
+SEBNInception = _public(
     "SEBNInception", "bn_inception", "SE-BN-Inception", "se_bn_inception",
     "BN-Inception (Ioffe & Szegedy 2015) in the layout of the authors' Caffe\n"
-    "    model, with an SE block on each Inception module's output.",
+    "model, with an SE block on each Inception module's output. It has no\n"
+    "residual blocks: `se_position` is accepted and ignored.",
 )
-SEInceptionV3 = _builder(
+SEInceptionV3 = _public(
     "SEInceptionV3", "inception_v3", "SE-Inception-v3", "se_inception_v3",
     "Inception-v3 (Szegedy et al. 2016) in the layout of\n"
-    "    `keras.applications.InceptionV3`, with an SE block on each module's\n"
-    "    output (mixed0 ... mixed10).",
+    "`keras.applications.InceptionV3`, with an SE block on each module's\n"
+    "output (mixed0 ... mixed10). It has no residual blocks: `se_position`\n"
+    "is accepted and ignored.",
 )
-SEInceptionResNetV2 = _builder(
+SEInceptionResNetV2 = _public(
     "SEInceptionResNetV2", "inception_resnet_v2", "SE-Inception-ResNet-v2",
     "se_inception_resnet_v2",
     "Inception-ResNet-v2 (Szegedy et al. 2017) in the layout of\n"
-    "    `keras.applications.InceptionResNetV2`, with an SE block on each\n"
-    "    residual branch before the addition and on the output of mixed_5b,\n"
-    "    mixed_6a and mixed_7a.",
-    '"residual" (before the residual scaling and\n'
-    '            addition) or "output" (after the addition and ReLU).',
+    "`keras.applications.InceptionResNetV2`, with an SE block on each\n"
+    "residual branch before the addition (`se_position=\"standard\"`) and on\n"
+    "the output of mixed_5b, mixed_6a and mixed_7a.",
 )
 
 # Public name -> builder (gathered in `se_keras.applications.MODELS`).

@@ -5,19 +5,22 @@ networks (`se=False`) have the layouts and trainable parameter counts of
 `keras.applications.MobileNet` (Howard et al. 2017) and `MobileNetV2`
 (Sandler et al. 2018): ReLU6, convolutions without biases, width multiplier
 `alpha` (v1: `int(C * alpha)`; v2: rounded to a multiple of 8). Strided
-convolutions pad symmetrically as in PyTorch (`_common.conv`), where keras
+convolutions pad symmetrically as in PyTorch (`_blocks.conv`), where keras
 pads the bottom/right only; the weights' shapes are the same.
 
-Where the SE block goes (`se_position`):
+Where the SE block goes (`se_position`, the vocabulary of
+`se_keras.applications._se_positions`):
 
-- "output" (default): on each block's output, before the residual addition
-  in v2, like the paper's standard SE-ResNet integration. With r = 16 on
-  all 13 depthwise-separable blocks of MobileNet 1.0 this reproduces the
-  paper's SE-MobileNet: 4.23M -> 4.72M parameters and 568.7 -> 574.6 M
-  multiply-adds (the paper: 4.2M -> 4.7M, 569 -> 572).
-- "depthwise": after the depthwise convolution's activation, in the
-  expanded space in v2 (MnasNet's and MobileNetV3's placement). In v1 it
-  gates each block's (narrower) input: 4.59M parameters, not the paper's.
+| value | where | former name |
+|---|---|---|
+| "standard" (default) | on each block's output, before the residual addition in v2, like the paper's standard SE-ResNet integration | "output" |
+| "inner" | after the depthwise convolution's activation, in the expanded space in v2 (MnasNet's and MobileNetV3's placement) | "depthwise" |
+
+With r = 16 on all 13 depthwise-separable blocks of MobileNet 1.0,
+"standard" reproduces the paper's SE-MobileNet: 4.23M -> 4.72M parameters
+and 568.7 -> 574.6 M multiply-adds (the paper: 4.2M -> 4.7M, 569 -> 572).
+"inner" gates each v1 block's (narrower) input: 4.59M parameters, not the
+paper's.
 
 Layer names (a stable contract), blocks counted from 1 (keras' MobileNetV2
 counts from 0). Each unit `P` is `P_conv`, `P_bn`, `P_relu` (ReLU6), plus
@@ -35,7 +38,14 @@ counts from 0). Each unit `P` is `P_conv`, `P_bn`, `P_relu` (ReLU6), plus
 
 from keras import layers
 
-from se_keras.applications import _common
+from se_keras._validation import check_choice
+from se_keras._validation import check_positive
+from se_keras.applications import _arguments
+from se_keras.applications import _assembly
+from se_keras.applications import _blocks
+from se_keras.applications import _public_builders
+from se_keras.applications import _se_positions
+from se_keras.applications._public_builders import Option
 from se_keras.layers import make_divisible
 
 # v1: (pointwise filters, stride) of the 13 depthwise-separable blocks.
@@ -51,8 +61,6 @@ MOBILENET_V2_STAGES = (
     (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1),
 )
 
-SE_POSITIONS = ("output", "depthwise")
-
 
 def _divisible(value):
     # keras' and the paper's rounding: nearest multiple of 8, never below
@@ -61,16 +69,16 @@ def _divisible(value):
 
 
 def _conv_bn(x, filters, prefix, eps, strides=1, kernel=1, relu=True):
-    x = _common.conv(x, filters, kernel, strides, name=f"{prefix}_conv")
-    x = _common.batch_norm(x, eps, f"{prefix}_bn")
+    x = _blocks.conv(x, filters, kernel, strides, name=f"{prefix}_conv")
+    x = _blocks.batch_norm(x, eps, f"{prefix}_bn")
     if relu:
         x = layers.ReLU(6.0, name=f"{prefix}_relu")(x)
     return x
 
 
 def _depthwise_bn(x, prefix, eps, strides=1, depth_multiplier=1):
-    x = _common.depthwise_conv(x, 3, strides, f"{prefix}_conv", depth_multiplier)
-    x = _common.batch_norm(x, eps, f"{prefix}_bn")
+    x = _blocks.depthwise_conv(x, 3, strides, f"{prefix}_conv", depth_multiplier)
+    x = _blocks.batch_norm(x, eps, f"{prefix}_bn")
     return layers.ReLU(6.0, name=f"{prefix}_relu")(x)
 
 
@@ -78,17 +86,17 @@ def _mobilenet_v1(x, *, alpha, depth_multiplier, se, se_position, eps):
     x = _conv_bn(x, int(32 * alpha), "stem", eps, strides=2, kernel=3)
     for b, (filters, strides) in enumerate(MOBILENET_V1_BLOCKS, 1):
         x = _depthwise_bn(x, f"block{b}_dw", eps, strides, depth_multiplier)
-        if se_position == "depthwise":
+        if se_position == _se_positions.INNER:
             x = se(x, f"block{b}_se")
         x = _conv_bn(x, int(filters * alpha), f"block{b}_pw", eps)
-        if se_position == "output":
+        if se_position == _se_positions.STANDARD:
             x = se(x, f"block{b}_se")
     return x
 
 
 def _mobilenet_v2(x, *, alpha, depth_multiplier, se, se_position, eps):
     del depth_multiplier  # v1 only (rejected earlier for v2)
-    axis = _common.channel_axis()
+    axis = _blocks.channel_axis()
     x = _conv_bn(x, _divisible(32 * alpha), "stem", eps, strides=2, kernel=3)
     b = 0
     for expansion, channels, repeats, first_stride in MOBILENET_V2_STAGES:
@@ -101,10 +109,10 @@ def _mobilenet_v2(x, *, alpha, depth_multiplier, se, se_position, eps):
             if expansion != 1:
                 r = _conv_bn(r, expansion * in_channels, f"block{b}_expand", eps)
             r = _depthwise_bn(r, f"block{b}_dw", eps, strides)
-            if se_position == "depthwise":
+            if se_position == _se_positions.INNER:
                 r = se(r, f"block{b}_se")
             r = _conv_bn(r, out_channels, f"block{b}_project", eps, relu=False)
-            if se_position == "output":
+            if se_position == _se_positions.STANDARD:
                 r = se(r, f"block{b}_se")
             if strides == 1 and in_channels == out_channels:
                 r = layers.Add(name=f"block{b}_add")([x, r])
@@ -118,46 +126,20 @@ _BODIES = {1: _mobilenet_v1, 2: _mobilenet_v2}
 
 
 def build_mobilenet(
-    *,
-    version,
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="se_mobilenet",
-    alpha=1.0,
-    depth_multiplier=1,
-    dropout_rate=0.0,
-    se=True,
-    se_ratio=16,
-    se_gate="sigmoid",
-    se_squeeze="avg",
-    se_position="output",
-    bn_epsilon=1e-3,
-    preprocessing=None,
-    include_preprocessing=False,
+    *, version,
+    include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+    classes=1000, classifier_activation="softmax", name="se_mobilenet",
+    alpha=1.0, depth_multiplier=1, dropout_rate=0.0,
+    se=True, se_ratio=16, se_gate="sigmoid", se_squeeze="avg", se_position="standard",
+    bn_epsilon=1e-3, preprocessing=None, include_preprocessing=False,
 ):
     """Builds an (SE-)MobileNet v1 or v2 functional model.
 
     Args:
         version: 1 or 2.
-        include_top, weights, input_tensor, input_shape, pooling, classes,
-            classifier_activation, name: as in `keras.applications`;
-            `weights` is None or a path to a `.weights.h5` file.
-        alpha: width multiplier.
         depth_multiplier: v1 only: depthwise channel multiplier.
-        dropout_rate: dropout before the classifier.
-        se: False builds the plain network from the same code.
-        se_ratio, se_gate, se_squeeze: `SqueezeExcitation` options.
-        se_position: "output" or "depthwise" (see the module docstring).
-        bn_epsilon: BatchNorm epsilon (keras' 1e-3 by default).
-        preprocessing: fields of the model's `se_keras.Preprocessing` record to
-            override (a dict or a record); see `se_keras.preprocessing`.
-        include_preprocessing: normalize inside the model, so that it takes
-            RGB pixels in [0, 255].
+        The others: as documented on `SEMobileNet` (`se_position`:
+            "standard" or "inner", see the module docstring).
 
     Returns:
         A `keras.Model`.
@@ -166,14 +148,12 @@ def build_mobilenet(
     >>> from se_keras.applications.mobilenet import build_mobilenet
     >>> model = build_mobilenet(version=2, alpha=0.5, include_top=False)
     """
-    input_shape = _common.validate_unpublished(
-        weights=weights, include_top=include_top, classes=classes,
-        input_shape=input_shape, pooling=pooling,
-        classifier_activation=classifier_activation,
+    input_shape = _arguments.validate_keras_arguments(
+        weights=weights, include_top=include_top, classes=classes, input_shape=input_shape,
+        pooling=pooling, classifier_activation=classifier_activation,
     )
-    _common.check_choice("version", version, tuple(_BODIES))
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha <= 0:
-        raise ValueError(f"`alpha` must be a positive number. Received: alpha={alpha!r}")
+    check_choice("version", version, tuple(_BODIES))
+    check_positive("alpha", alpha)
     if (
         isinstance(depth_multiplier, bool) or not isinstance(depth_multiplier, int)
         or depth_multiplier < 1 or (version == 2 and depth_multiplier != 1)
@@ -182,170 +162,74 @@ def build_mobilenet(
             "`depth_multiplier` must be a positive integer (1 for MobileNetV2). "
             f"Received: depth_multiplier={depth_multiplier!r}"
         )
-    _common.validate_se_arguments(se_ratio, se_gate, se_squeeze, se_position, SE_POSITIONS)
+    _arguments.validate_se_options(se_ratio, se_gate, se_squeeze)
+    se_position = _se_positions.resolve("mobilenet", se_position)
 
-    img_input, x = _common.input_with_preprocessing(
+    img_input, x = _assembly.input_with_preprocessing(
         input_tensor, input_shape, weights=weights, default_size=224,
         preprocessing=preprocessing, include_preprocessing=include_preprocessing,
     )
     x = _BODIES[version](
         x, alpha=alpha, depth_multiplier=depth_multiplier,
-        se=_common.se_block(se, se_ratio, se_gate, se_squeeze), se_position=se_position,
-        eps=bn_epsilon,
+        se=_blocks.se_block(se, ratio=se_ratio, gate=se_gate, squeeze=se_squeeze),
+        se_position=se_position, eps=bn_epsilon,
     )
-    x = _common.head(
+    x = _blocks.head(
         x, include_top=include_top, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation, dropout_rate=dropout_rate,
     )
-    return _common.finish_model(input_tensor, img_input, x, name=name, weights=weights)
+    return _assembly.finish_model(input_tensor, img_input, x, name=name, weights=weights)
 
 
-def SEMobileNet(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
+def _family_options(*options):
+    return [
+        *options,
+        *_public_builders.se_options("mobilenet"),
+        Option("bn_epsilon", 1e-3, "BatchNorm epsilon."),
+        *_public_builders.PREPROCESSING_OPTIONS,
+    ]
+
+
+SEMobileNet = _public_builders.public_builder(
+    "SEMobileNet",
+    arch="mobilenet_v1",
+    build=lambda **kwargs: build_mobilenet(version=1, **kwargs),
+    summary="Instantiates the SE-MobileNet (v1) architecture.",
+    description=(
+        "On MobileNet (Howard et al. 2017). With the defaults, an SE block\n"
+        "(r = 16) on the output of each of the 13 depthwise-separable blocks:\n"
+        "4,718,044 trainable parameters and 574.6 M multiply-adds at 224x224 (the\n"
+        "paper: 4.7M, 572 M); `se=False` gives keras' `MobileNet` (4,231,976,\n"
+        "568.7 M). No pretrained weights are published."
+    ),
+    example="alpha=0.5, input_shape=(128, 128, 3), classes=10",
     name="se_mobilenet",
-    alpha=1.0,
-    depth_multiplier=1,
-    dropout_rate=1e-3,
-    se=True,
-    se_ratio=16,
-    se_gate="sigmoid",
-    se_squeeze="avg",
-    se_position="output",
-    bn_epsilon=1e-3,
-    preprocessing=None,
-    include_preprocessing=False,
-):
-    """Instantiates the SE-MobileNet (v1) architecture.
+    options=_family_options(
+        Option("alpha", 1.0, "width multiplier (every layer has `int(C * alpha)` channels)."),
+        Option("depth_multiplier", 1, "depthwise channel multiplier."),
+        Option("dropout_rate", 1e-3, "dropout before the classifier (keras' 1e-3)."),
+    ),
+)
 
-    Reference: Hu et al., "Squeeze-and-Excitation Networks" (arXiv
-    1709.01507), on MobileNet (Howard et al. 2017). With the defaults, an SE
-    block (r = 16) on the output of each of the 13 depthwise-separable
-    blocks: 4,718,044 trainable parameters and 574.6 M multiply-adds at
-    224x224 (the paper: 4.7M, 572 M); `se=False` gives keras'
-    `MobileNet` (4,231,976, 568.7 M). No pretrained weights are published.
-
-    Args:
-        include_top: whether to include the classifier on top.
-        weights: None (random initialization) or a `.weights.h5` path.
-        input_tensor: optional Keras tensor to use as image input.
-        input_shape: optional shape tuple, at least 32x32; defaults to
-            (224, 224, 3) with the top.
-        pooling: None, "avg" or "max": global pooling when `include_top=False`.
-        classes: number of classes.
-        classifier_activation: activation of the top layer.
-        name: the model's name.
-        alpha: width multiplier (every layer has `int(C * alpha)` channels).
-        depth_multiplier: depthwise channel multiplier.
-        dropout_rate: dropout before the classifier (keras' 1e-3).
-        se: False builds the plain MobileNet from the same code.
-        se_ratio: SE reduction ratio r (width C // r).
-        se_gate: "sigmoid", "hard_sigmoid", "tanh" or "relu".
-        se_squeeze: "avg" or "max" global pooling.
-        se_position: "output" (after each block's pointwise convolution) or
-            "depthwise" (after its depthwise convolution).
-        bn_epsilon: BatchNorm epsilon.
-        preprocessing: fields of the model's `se_keras.Preprocessing` record to
-            override (a dict or a record); see `se_keras.preprocessing`.
-        include_preprocessing: normalize inside the model, so that it takes
-            RGB pixels in [0, 255].
-
-    Returns:
-        A `keras.Model`.
-
-    Example:
-    >>> from se_keras.applications import SEMobileNet
-    >>> model = SEMobileNet(alpha=0.5, input_shape=(128, 128, 3), classes=10)
-    """
-    return build_mobilenet(
-        version=1, include_top=include_top, weights=weights, input_tensor=input_tensor,
-        input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name, alpha=alpha,
-        depth_multiplier=depth_multiplier, dropout_rate=dropout_rate, se=se,
-        se_ratio=se_ratio, se_gate=se_gate, se_squeeze=se_squeeze,
-        se_position=se_position, bn_epsilon=bn_epsilon,
-        preprocessing=preprocessing, include_preprocessing=include_preprocessing,
-    )
-
-
-def SEMobileNetV2(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
+SEMobileNetV2 = _public_builders.public_builder(
+    "SEMobileNetV2",
+    arch="mobilenet_v2",
+    build=lambda **kwargs: build_mobilenet(version=2, **kwargs),
+    summary="Instantiates the SE-MobileNetV2 architecture.",
+    description=(
+        "On MobileNetV2 (Sandler et al. 2018); the paper has no SE-MobileNetV2\n"
+        "figures. An SE block on each of the 17 inverted residual blocks, on the\n"
+        "projection's output before the addition by default; `se=False` gives\n"
+        "keras' `MobileNetV2` (3,504,872 trainable parameters). No pretrained\n"
+        "weights are published."
+    ),
+    example='alpha=0.35, include_top=False, pooling="avg"',
     name="se_mobilenet_v2",
-    alpha=1.0,
-    dropout_rate=0.0,
-    se=True,
-    se_ratio=16,
-    se_gate="sigmoid",
-    se_squeeze="avg",
-    se_position="output",
-    bn_epsilon=1e-3,
-    preprocessing=None,
-    include_preprocessing=False,
-):
-    """Instantiates the SE-MobileNetV2 architecture.
-
-    Reference: Hu et al., "Squeeze-and-Excitation Networks" (arXiv
-    1709.01507), on MobileNetV2 (Sandler et al. 2018); the paper has no
-    SE-MobileNetV2 figures. An SE block on each of the 17 inverted residual
-    blocks, on the projection's output before the addition by default;
-    `se=False` gives keras' `MobileNetV2` (3,504,872 trainable parameters).
-    No pretrained weights are published.
-
-    Args:
-        include_top: whether to include the classifier on top.
-        weights: None (random initialization) or a `.weights.h5` path.
-        input_tensor: optional Keras tensor to use as image input.
-        input_shape: optional shape tuple, at least 32x32; defaults to
-            (224, 224, 3) with the top.
-        pooling: None, "avg" or "max": global pooling when `include_top=False`.
-        classes: number of classes.
-        classifier_activation: activation of the top layer.
-        name: the model's name.
-        alpha: width multiplier (channels rounded to multiples of 8).
-        dropout_rate: dropout before the classifier.
-        se: False builds the plain MobileNetV2 from the same code.
-        se_ratio: SE reduction ratio r (width C // r).
-        se_gate: "sigmoid", "hard_sigmoid", "tanh" or "relu".
-        se_squeeze: "avg" or "max" global pooling.
-        se_position: "output" (on the linear projection, before the
-            addition) or "depthwise" (after the depthwise convolution, in
-            the expanded space, as in MnasNet and MobileNetV3).
-        bn_epsilon: BatchNorm epsilon.
-        preprocessing: fields of the model's `se_keras.Preprocessing` record to
-            override (a dict or a record); see `se_keras.preprocessing`.
-        include_preprocessing: normalize inside the model, so that it takes
-            RGB pixels in [0, 255].
-
-    Returns:
-        A `keras.Model`.
-
-    Example:
-    >>> from se_keras.applications import SEMobileNetV2
-    >>> model = SEMobileNetV2(alpha=0.35, include_top=False, pooling="avg")
-    """
-    return build_mobilenet(
-        version=2, include_top=include_top, weights=weights, input_tensor=input_tensor,
-        input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name, alpha=alpha,
-        dropout_rate=dropout_rate, se=se, se_ratio=se_ratio, se_gate=se_gate,
-        se_squeeze=se_squeeze, se_position=se_position, bn_epsilon=bn_epsilon,
-        preprocessing=preprocessing, include_preprocessing=include_preprocessing,
-    )
-
-
-SEMobileNet.arch = "mobilenet_v1"
-SEMobileNetV2.arch = "mobilenet_v2"
+    options=_family_options(
+        Option("alpha", 1.0, "width multiplier (channels rounded to multiples of 8)."),
+        Option("dropout_rate", 0.0, "dropout before the classifier."),
+    ),
+)
 
 # Public name -> builder (gathered in `se_keras.applications.MODELS`).
 BUILDERS = {f.__name__: f for f in (SEMobileNet, SEMobileNetV2)}

@@ -14,9 +14,15 @@ With g = 3 and s = 1 the plain network is Megvii's official ShuffleNetV1
 1.0x (1,865,728 parameters, 1000 of them the classifier bias Megvii leaves
 out; 137.5 M multiply-adds).
 
-The SE block (`se_position="residual"`, the default) recalibrates the
-residual branch before the addition or concatenation, as in SE-ResNet.
-With r = 16 on all 16 units of ShuffleNet 1x (g = 3) this gives
+Where the SE block goes (`se_position`, the vocabulary of
+`se_keras.applications._se_positions`):
+
+| value | where | former name |
+|---|---|---|
+| "standard" (default) | on the residual branch before the addition or concatenation, as in SE-ResNet | "residual" |
+| "post" | after the unit's final ReLU | "output" |
+
+With r = 16 on all 16 units of ShuffleNet 1x (g = 3), "standard" gives
 1.87M -> 2.48M parameters and 137.5 -> 141.3 M multiply-adds; the paper's
 1.8M -> 2.4M are these counts truncated to one decimal, and its 140 -> 142
 MFLOPs are within 2%.
@@ -42,7 +48,14 @@ import keras
 from keras import layers
 from keras import ops
 
-from se_keras.applications import _common
+from se_keras._validation import check_choice
+from se_keras._validation import check_positive
+from se_keras.applications import _arguments
+from se_keras.applications import _assembly
+from se_keras.applications import _blocks
+from se_keras.applications import _public_builders
+from se_keras.applications import _se_positions
+from se_keras.applications._public_builders import Option
 
 # Output channels of stages 1-3 for each number of groups (Zhang et al.,
 # table 1, ShuffleNet 1x).
@@ -55,7 +68,6 @@ STAGE_WIDTHS = {
 }
 STAGE_DEPTHS = (4, 8, 4)
 STEM_WIDTH = 24
-SE_POSITIONS = ("residual", "output")
 
 
 @keras.saving.register_keras_serializable(package="se_keras")
@@ -90,9 +102,7 @@ class ChannelShuffle(keras.layers.Layer):
             )
         self.groups = groups
         self.data_format = data_format or keras.config.image_data_format()
-        _common.check_choice(
-            "data_format", self.data_format, ("channels_last", "channels_first")
-        )
+        check_choice("data_format", self.data_format, ("channels_last", "channels_first"))
 
     def build(self, input_shape):
         """Checks that the channels are known and split into `groups` evenly."""
@@ -155,19 +165,19 @@ def _unit(
     x, *, out_channels, mid_channels, strides, groups, first_groups, se, se_position, eps, name
 ):
     data_format = keras.config.image_data_format()
-    in_channels = x.shape[_common.channel_axis()]
+    in_channels = x.shape[_blocks.channel_axis()]
     branch_channels = out_channels - in_channels if strides > 1 else out_channels
-    r = _common.conv(x, mid_channels, 1, groups=first_groups, name=f"{name}_conv1")
-    r = _common.batch_norm(r, eps, f"{name}_bn1")
+    r = _blocks.conv(x, mid_channels, 1, groups=first_groups, name=f"{name}_conv1")
+    r = _blocks.batch_norm(r, eps, f"{name}_bn1")
     r = layers.ReLU(name=f"{name}_relu1")(r)
     if groups > 1:
         # Also after the ungrouped first convolution, as in Megvii's code.
         r = ChannelShuffle(groups, data_format=data_format, name=f"{name}_shuffle")(r)
-    r = _common.depthwise_conv(r, 3, strides, name=f"{name}_conv2")
-    r = _common.batch_norm(r, eps, f"{name}_bn2")
-    r = _common.conv(r, branch_channels, 1, groups=groups, name=f"{name}_conv3")
-    r = _common.batch_norm(r, eps, f"{name}_bn3")
-    if se_position == "residual":
+    r = _blocks.depthwise_conv(r, 3, strides, name=f"{name}_conv2")
+    r = _blocks.batch_norm(r, eps, f"{name}_bn2")
+    r = _blocks.conv(r, branch_channels, 1, groups=groups, name=f"{name}_conv3")
+    r = _blocks.batch_norm(r, eps, f"{name}_bn3")
+    if se_position == _se_positions.STANDARD:
         r = se(r, f"{name}_se")
     if strides > 1:
         # PyTorch's AvgPool2d(3, 2, padding=1) counts the zero padding.
@@ -175,53 +185,29 @@ def _unit(
         shortcut = layers.AveragePooling2D(
             3, strides=2, data_format=data_format, name=f"{name}_down_pool"
         )(shortcut)
-        x = layers.Concatenate(axis=_common.channel_axis(), name=f"{name}_concat")([shortcut, r])
+        x = layers.Concatenate(axis=_blocks.channel_axis(), name=f"{name}_concat")([shortcut, r])
     else:
         x = layers.Add(name=f"{name}_add")([x, r])
     x = layers.ReLU(name=f"{name}_out")(x)
-    if se_position == "output":
+    if se_position == _se_positions.POST:
         x = se(x, f"{name}_se")
     return x
 
 
 def build_shufflenet(
     *,
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="se_shufflenet",
-    groups=3,
-    scale=1.0,
-    se=True,
-    se_ratio=16,
-    se_gate="sigmoid",
-    se_squeeze="avg",
-    se_position="residual",
-    bn_epsilon=1e-5,
-    preprocessing=None,
-    include_preprocessing=False,
+    include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+    classes=1000, classifier_activation="softmax", name="se_shufflenet",
+    groups=3, scale=1.0,
+    se=True, se_ratio=16, se_gate="sigmoid", se_squeeze="avg", se_position="standard",
+    bn_epsilon=1e-5, preprocessing=None, include_preprocessing=False,
 ):
     """Builds an (SE-)ShuffleNet v1 functional model.
 
     Args:
-        include_top, weights, input_tensor, input_shape, pooling, classes,
-            classifier_activation, name: as in `keras.applications`;
-            `weights` is None or a path to a `.weights.h5` file.
-        groups: g, the groups of the 1x1 convolutions: 1, 2, 3, 4 or 8.
-        scale: the scale factor s of "ShuffleNet s x" (stage widths times s).
-        se: False builds the plain ShuffleNet from the same code.
-        se_ratio, se_gate, se_squeeze: `SqueezeExcitation` options.
-        se_position: "residual" (on the branch before the addition or
-            concatenation) or "output" (after the unit's final ReLU).
-        bn_epsilon: BatchNorm epsilon.
-        preprocessing: fields of the model's `se_keras.Preprocessing` record to
-            override (a dict or a record); see `se_keras.preprocessing`.
-        include_preprocessing: normalize inside the model, so that it takes
-            RGB pixels in [0, 255].
+        All: as documented on `SEShuffleNet` (`scale` multiplies the stage
+            widths; `se_position`: "standard" or "post", see the module
+            docstring).
 
     Returns:
         A `keras.Model`.
@@ -230,25 +216,24 @@ def build_shufflenet(
     >>> from se_keras.applications.shufflenet import build_shufflenet
     >>> model = build_shufflenet(groups=8, scale=0.5, include_top=False)
     """
-    input_shape = _common.validate_unpublished(
-        weights=weights, include_top=include_top, classes=classes,
-        input_shape=input_shape, pooling=pooling,
-        classifier_activation=classifier_activation,
+    input_shape = _arguments.validate_keras_arguments(
+        weights=weights, include_top=include_top, classes=classes, input_shape=input_shape,
+        pooling=pooling, classifier_activation=classifier_activation,
     )
-    _common.check_choice("groups", groups, tuple(STAGE_WIDTHS))
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or scale <= 0:
-        raise ValueError(f"`scale` must be a positive number. Received: scale={scale!r}")
-    _common.validate_se_arguments(se_ratio, se_gate, se_squeeze, se_position, SE_POSITIONS)
-    se_block = _common.se_block(se, se_ratio, se_gate, se_squeeze)
+    check_choice("groups", groups, tuple(STAGE_WIDTHS))
+    check_positive("scale", scale)
+    _arguments.validate_se_options(se_ratio, se_gate, se_squeeze)
+    se_position = _se_positions.resolve("shufflenet", se_position)
+    se_block = _blocks.se_block(se, ratio=se_ratio, gate=se_gate, squeeze=se_squeeze)
 
-    img_input, x = _common.input_with_preprocessing(
+    img_input, x = _assembly.input_with_preprocessing(
         input_tensor, input_shape, weights=weights, default_size=224,
         preprocessing=preprocessing, include_preprocessing=include_preprocessing,
     )
-    x = _common.conv(x, STEM_WIDTH, 3, 2, name="stem_conv")
-    x = _common.batch_norm(x, bn_epsilon, "stem_bn")
+    x = _blocks.conv(x, STEM_WIDTH, 3, 2, name="stem_conv")
+    x = _blocks.batch_norm(x, bn_epsilon, "stem_bn")
     x = layers.ReLU(name="stem_relu")(x)
-    x = _common.max_pool_3x3_s2(x, ceil_mode=False, name="stem_pool")
+    x = _blocks.max_pool_3x3_s2(x, ceil_mode=False, name="stem_pool")
     for stage, (width, depth) in enumerate(zip(stage_widths(groups, scale), STAGE_DEPTHS), 1):
         for b in range(1, depth + 1):
             x = _unit(
@@ -264,85 +249,35 @@ def build_shufflenet(
                 eps=bn_epsilon,
                 name=f"stage{stage}_block{b}",
             )
-    x = _common.head(
+    x = _blocks.head(
         x, include_top=include_top, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation,
     )
-    return _common.finish_model(input_tensor, img_input, x, name=name, weights=weights)
+    return _assembly.finish_model(input_tensor, img_input, x, name=name, weights=weights)
 
 
-def SEShuffleNet(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
+SEShuffleNet = _public_builders.public_builder(
+    "SEShuffleNet",
+    arch="shufflenet_v1",
+    build=build_shufflenet,
+    summary="Instantiates the SE-ShuffleNet (v1) architecture.",
+    description=(
+        "On ShuffleNet (Zhang et al., arXiv 1707.01083). With the defaults (1x,\n"
+        "g = 3, r = 16, SE on every unit's residual branch): 2,484,533 trainable\n"
+        "parameters and 141.3 M multiply-adds at 224x224 (the paper: 2.4M, 142 M);\n"
+        "`se=False`: 1,865,728 and 137.5 M, Megvii's official ShuffleNetV1 1.0x\n"
+        "(the paper: 1.8M, 140 M). No pretrained weights are published."
+    ),
+    example="scale=0.5, input_shape=(128, 128, 3), classes=10",
     name="se_shufflenet",
-    groups=3,
-    scale=1.0,
-    se=True,
-    se_ratio=16,
-    se_gate="sigmoid",
-    se_squeeze="avg",
-    se_position="residual",
-    bn_epsilon=1e-5,
-    preprocessing=None,
-    include_preprocessing=False,
-):
-    """Instantiates the SE-ShuffleNet (v1) architecture.
-
-    Reference: Hu et al., "Squeeze-and-Excitation Networks" (arXiv
-    1709.01507), on ShuffleNet (Zhang et al., arXiv 1707.01083). With the
-    defaults (1x, g = 3, r = 16, SE on every unit's residual branch):
-    2,484,533 trainable parameters and 141.3 M multiply-adds at 224x224
-    (the paper: 2.4M, 142 M); `se=False`: 1,865,728 and 137.5 M, Megvii's
-    official ShuffleNetV1 1.0x (the paper: 1.8M, 140 M). No pretrained
-    weights are published.
-
-    Args:
-        include_top: whether to include the classifier on top.
-        weights: None (random initialization) or a `.weights.h5` path.
-        input_tensor: optional Keras tensor to use as image input.
-        input_shape: optional shape tuple, at least 32x32; defaults to
-            (224, 224, 3) with the top.
-        pooling: None, "avg" or "max": global pooling when `include_top=False`.
-        classes: number of classes.
-        classifier_activation: activation of the top layer.
-        name: the model's name.
-        groups: g, the groups of the 1x1 convolutions: 1, 2, 3, 4 or 8.
-        scale: the scale factor s ("ShuffleNet s x").
-        se: False builds the plain ShuffleNet from the same code.
-        se_ratio: SE reduction ratio r (width C // r).
-        se_gate: "sigmoid", "hard_sigmoid", "tanh" or "relu".
-        se_squeeze: "avg" or "max" global pooling.
-        se_position: "residual" (before the addition or concatenation) or
-            "output" (after the unit's final ReLU).
-        bn_epsilon: BatchNorm epsilon.
-        preprocessing: fields of the model's `se_keras.Preprocessing` record to
-            override (a dict or a record); see `se_keras.preprocessing`.
-        include_preprocessing: normalize inside the model, so that it takes
-            RGB pixels in [0, 255].
-
-    Returns:
-        A `keras.Model`.
-
-    Example:
-    >>> from se_keras.applications import SEShuffleNet
-    >>> model = SEShuffleNet(scale=0.5, input_shape=(128, 128, 3), classes=10)
-    """
-    return build_shufflenet(
-        include_top=include_top, weights=weights, input_tensor=input_tensor,
-        input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name, groups=groups,
-        scale=scale, se=se, se_ratio=se_ratio, se_gate=se_gate, se_squeeze=se_squeeze,
-        se_position=se_position, bn_epsilon=bn_epsilon,
-        preprocessing=preprocessing, include_preprocessing=include_preprocessing,
-    )
-
-
-SEShuffleNet.arch = "shufflenet_v1"
+    options=[
+        Option("groups", 3, "g, the groups of the 1x1 convolutions: 1, 2, 3, 4 or 8."),
+        Option("scale", 1.0, 'the scale factor s ("ShuffleNet s x").'),
+        *_public_builders.se_options("shufflenet"),
+        Option("bn_epsilon", 1e-5, "BatchNorm epsilon."),
+        *_public_builders.PREPROCESSING_OPTIONS,
+    ],
+)
 
 # Public name -> builder (gathered in `se_keras.applications.MODELS`).
 BUILDERS = {"SEShuffleNet": SEShuffleNet}

@@ -9,7 +9,7 @@ def register(subparsers):
         "checkpoint through the converter (every tensor checked) and writes "
         "its weights, and the checkpoint's preprocessing record beside them "
         "(out.preprocessing.json, read back by the builders). Load them with the "
-        "matching builder: SEResNet50(weights='out.weights.h5', variant=...).",
+        "matching builder: SEResNet50(weights='out.weights.h5', layout=...).",
     )
     parser.add_argument("timm_name", help="timm model name, e.g. seresnet50 or legacy_seresnet50")
     parser.add_argument("checkpoint", help="the timm checkpoint file")
@@ -25,8 +25,8 @@ def run(args):
 
     from se_keras.preprocessing import get_preprocessing
     from se_keras.preprocessing import sidecar_path
-    from se_keras.weights import from_timm
-    from se_keras.weights.loading import parse_timm_name
+    from se_keras.applications.timm_names import from_timm
+    from se_keras.applications.timm_names import parse_timm_name
     from se_keras.weights.loading import save_weights_atomically
 
     output = pathlib.Path(args.output)
@@ -39,8 +39,8 @@ def run(args):
     record = get_preprocessing(model).replace(weights=str(args.checkpoint))
     save_weights_atomically(model, output, record)
     sidecar = sidecar_path(output)
-    variant = parse_timm_name(args.timm_name)[1]
-    print(f"wrote {output} ({model.name}, layout {variant!r}, {len(model.weights)} weights) "
+    layout = parse_timm_name(args.timm_name)[1]
+    print(f"wrote {output} ({model.name}, layout {layout!r}, {len(model.weights)} weights) "
           f"and {sidecar} ({record.interpolation}, crop_pct {record.crop_pct}, "
           f"size {record.size})")
     return 0

@@ -26,7 +26,7 @@ def table_rows():
                 "builder": builders.get(c.arch, c.arch),
                 "weights": c.tag,
                 "timm name": c.timm_name,
-                "layout": c.variant,
+                "layout": c.layout,
                 "top-1": c.top1,
                 "params": c.params,
                 "input": c.input_size,

@@ -94,7 +94,7 @@ def count_flops(model):
 
     Example:
     >>> from se_keras.applications import SEResNet50
-    >>> round(count_flops(SEResNet50(weights=None, variant="legacy")) / 1e9, 2)
+    >>> round(count_flops(SEResNet50(weights=None, layout="legacy")) / 1e9, 2)
     3.87
     """
     for tensor in model.inputs:

@@ -19,6 +19,7 @@ right shape, and nothing else.
 import dataclasses
 import os
 import re
+import warnings
 
 from se_keras._constants import IMAGENET_MEAN
 from se_keras._constants import IMAGENET_STD
@@ -36,7 +37,8 @@ class Checkpoint:
     Attributes:
         arch: architecture key (e.g. "seresnet50").
         tag: pretrained tag, unique per architecture (e.g. "ra2_in1k").
-        variant: checkpoint layout, "timm" or "legacy".
+        layout: checkpoint key layout, "timm" or "legacy" (`variant` is its
+            deprecated old name).
         timm_name: timm's `<model>.<tag>` name.
         url: where the file is published.
         top1: published ImageNet-1k top-1 (%) at 224x224 (a3_in1k: 160 train).
@@ -56,7 +58,7 @@ class Checkpoint:
 
     arch: str
     tag: str
-    variant: str
+    layout: str
     timm_name: str
     url: str
     top1: float
@@ -70,6 +72,13 @@ class Checkpoint:
     std: tuple = IMAGENET_STD
     license: str = "apache-2.0"
     hf_hub_id: str = None
+
+    @property
+    def variant(self):
+        """Deprecated name of `layout`, removed in 0.2."""
+        warnings.warn("Checkpoint.variant is deprecated; use Checkpoint.layout.",
+                      DeprecationWarning, stacklevel=2)
+        return self.layout
 
     @property
     def name(self):
@@ -270,7 +279,7 @@ def for_timm_name(timm_name):
         name, tag = name[len("gluon_"):], tag or "gluon_in1k"
     legacy = name.startswith("legacy_")
     arch = name[len("legacy_"):] if legacy else name
-    rows = [c for c in checkpoints_for(arch) if (c.variant == "legacy") == legacy]
+    rows = [c for c in checkpoints_for(arch) if (c.layout == "legacy") == legacy]
     if tag:
         rows = [c for c in rows if tag in (c.tag, c.timm_name.partition(".")[2])]
     elif len(rows) > 1:
@@ -278,12 +287,19 @@ def for_timm_name(timm_name):
     return rows[0] if len(rows) == 1 else None
 
 
-def default_variant(arch, fallback="timm"):
+def default_layout(arch, fallback="timm"):
     """The layout of the architecture's best checkpoint ("imagenet").
 
     Example:
-    >>> default_variant("seresnet101")
+    >>> default_layout("seresnet101")
     'legacy'
     """
     rows = checkpoints_for(arch)
-    return rows[0].variant if rows else fallback
+    return rows[0].layout if rows else fallback
+
+
+def default_variant(arch, fallback="timm"):
+    """Deprecated name of `default_layout`, removed in 0.2."""
+    warnings.warn("default_variant is deprecated; use default_layout.",
+                  DeprecationWarning, stacklevel=2)
+    return default_layout(arch, fallback)

@@ -30,10 +30,10 @@ class ConversionError(ValueError):
     """A checkpoint does not fit the Keras model it is converted into."""
 
 
-def _stem_keys(layer_name, variant, deep):
+def _stem_keys(layer_name, layout, deep):
     kind, index = re.fullmatch(r"stem_(conv|bn)(\d)", layer_name).groups()
     index = int(index)
-    if variant == "legacy":
+    if layout == "legacy":
         return f"layer0.{kind}{index}"
     if not deep:
         return "conv1" if kind == "conv" else "bn1"
@@ -42,7 +42,7 @@ def _stem_keys(layer_name, variant, deep):
     return "bn1" if index == 3 else f"conv1.{3 * (index - 1) + 1}"
 
 
-def timm_prefix(layer_name, variant, deep_stem, avg_down):
+def timm_prefix(layer_name, layout, deep_stem, avg_down):
     """The timm state-dict prefix of a Keras layer, or None for weightless layers.
 
     Example:
@@ -50,19 +50,19 @@ def timm_prefix(layer_name, variant, deep_stem, avg_down):
     'layer2.0.se_module'
     """
     if layer_name.startswith("stem_"):
-        return _stem_keys(layer_name, variant, deep_stem)
+        return _stem_keys(layer_name, layout, deep_stem)
     if layer_name == "predictions":
-        return "last_linear" if variant == "legacy" else "fc"
+        return "last_linear" if layout == "legacy" else "fc"
     match = re.fullmatch(r"stage(\d)_block(\d+)_(.+)", layer_name)
     if not match:
         return None
     stage, block, part = int(match.group(1)), int(match.group(2)) - 1, match.group(3)
     base = f"layer{stage}.{block}"
     if part == "se":
-        return f"{base}.se_module" if variant == "legacy" else f"{base}.se"
+        return f"{base}.se_module" if layout == "legacy" else f"{base}.se"
     if part in ("down_conv", "down_bn"):
         index = 0 if part == "down_conv" else 1
-        if avg_down and variant != "legacy":
+        if avg_down and layout != "legacy":
             index += 1  # downsample.0 is the (weightless) pool or Identity
         return f"{base}.downsample.{index}"
     if re.fullmatch(r"(conv|bn)\d", part):
@@ -85,7 +85,7 @@ def _conv_kernel(w):
     return np.transpose(w, (2, 3, 1, 0))  # (O, I/g, kh, kw) -> (kh, kw, I/g, O)
 
 
-def keras_targets(model, variant):
+def keras_targets(model, layout):
     """{timm key: (keras variable, transform)} for every weight of `model`.
 
     Example:
@@ -100,7 +100,7 @@ def keras_targets(model, variant):
     for layer in model.layers:
         if not layer.weights:
             continue
-        prefix = timm_prefix(layer.name, variant, deep_stem, avg_down)
+        prefix = timm_prefix(layer.name, layout, deep_stem, avg_down)
         if prefix is None:
             raise ConversionError(
                 f"Layer {layer.name!r} has weights but no timm counterpart; "
@@ -131,14 +131,14 @@ def keras_targets(model, variant):
     return targets
 
 
-def convert_into(model, state_dict, variant):
+def convert_into(model, state_dict, layout):
     """Copies a timm state dict into `model`, checking every tensor.
 
     Args:
         model: a model from `se_keras.applications` (SE-ResNet family) built
             in the checkpoint's layout.
         state_dict: {key: numpy array} as read from the checkpoint.
-        variant: "timm" (resnet.py keys) or "legacy" (senet.py keys).
+        layout: "timm" (resnet.py keys) or "legacy" (senet.py keys).
 
     Raises:
         ConversionError: on a missing, unused or wrongly shaped tensor.
@@ -147,9 +147,9 @@ def convert_into(model, state_dict, variant):
     >>> from se_keras.weights.readers import read_checkpoint
     >>> convert_into(model, read_checkpoint("se_resnet50.pth"), "legacy")  # doctest: +SKIP
     """
-    targets = keras_targets(model, variant)
+    targets = keras_targets(model, layout)
     has_top = has_classifier(model)
-    head = ("last_linear." if variant == "legacy" else "fc.")
+    head = ("last_linear." if layout == "legacy" else "fc.")
     source = {
         k: v for k, v in state_dict.items()
         if not k.endswith("num_batches_tracked") and (has_top or not k.startswith(head))
@@ -158,7 +158,7 @@ def convert_into(model, state_dict, variant):
     unused = sorted(set(source) - set(targets))
     if missing or unused:
         raise ConversionError(
-            f"The checkpoint does not match the {variant!r} layout of "
+            f"The checkpoint does not match the {layout!r} layout of "
             f"{model.name}: {len(missing)} tensors missing "
             f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}), "
             f"{len(unused)} unused ({', '.join(unused[:5])}"

@@ -142,7 +142,7 @@ def test_the_stage_end_follows_the_se_position(models, kwargs, ends):
     # "valid" strided convolutions: 75 px gives 35, 15, 7, 3, 1, nominally strides 2-32.
     (SEInceptionV3, dict(input_shape=(75, 75, 3)),
      ["stem_conv3_relu", "stem_conv5_relu", "mixed2_se", "mixed7_se", "mixed10_se"]),
-    (SEMobileNet, dict(input_shape=(64, 64, 3), se_position="depthwise"),
+    (SEMobileNet, dict(input_shape=(64, 64, 3), se_position="inner"),
      ["block1_pw_relu", "block3_pw_relu", "block5_pw_relu", "block11_pw_relu",
       "block13_pw_relu"]),
     # Pre-activation: stages end at the addition, the network at final_relu.

@@ -22,16 +22,16 @@ KERAS_REFERENCES = {
 
 # The inputs of the SE blocks at 224x224, (size, channels), from the
 # networks' tables (Howard et al. 2017, table 1; Sandler et al. 2018, table 2).
-# v1, se_position="output": each depthwise-separable block's pointwise output.
+# v1, se_position="standard": each depthwise-separable block's pointwise output.
 V1_OUTPUT_MAPS = (
     [(112, 64), (56, 128), (56, 128), (28, 256), (28, 256)] + [(14, 512)] * 6 + [(7, 1024)] * 2
 )
-# v1, se_position="depthwise": each block's depthwise output (its input width).
+# v1, se_position="inner": each block's depthwise output (its input width).
 V1_DEPTHWISE_MAPS = (
     [(112, 32), (56, 64), (56, 128), (28, 128), (28, 256), (14, 256)] + [(14, 512)] * 5
     + [(7, 512), (7, 1024)]
 )
-# v2, se_position="output": each inverted residual block's linear projection.
+# v2, se_position="standard": each inverted residual block's linear projection.
 V2_OUTPUT_MAPS = (
     [(112, 16)] + [(56, 24)] * 2 + [(28, 32)] * 3 + [(14, 64)] * 4 + [(14, 96)] * 3
     + [(7, 160)] * 3 + [(7, 320)]
@@ -64,7 +64,7 @@ def test_depthwise_placement_does_not_reproduce_the_paper(models):
     # SE after the depthwise convolutions gates each block's input
     # channels (fewer): 4.59M parameters, not the paper's 4.7M.
     plain = models(SEMobileNet, se=False)
-    model = models(SEMobileNet, se_position="depthwise")
+    model = models(SEMobileNet, se_position="inner")
     params, _ = helpers.assert_adds_exactly_the_se_blocks(model, plain, V1_DEPTHWISE_MAPS)
     assert params[1] < 0.98 * PAPER_MOBILENET["params"][1]
     assert model.get_layer("block1_se").input is model.get_layer("block1_dw_relu").output
@@ -137,7 +137,7 @@ def test_include_top_false_pooling_shapes():
 
 def test_input_tensor_and_se_options():
     model = helpers.build_on_input_tensor(
-        SEMobileNetV2, se_ratio=4, se_gate="tanh", se_squeeze="max", se_position="depthwise"
+        SEMobileNetV2, se_ratio=4, se_gate="tanh", se_squeeze="max", se_position="inner"
     )
     helpers.assert_se_options(model, 17, ratio=4, gate="tanh", squeeze="max")
     # In the expanded space: block2 expands 16 channels 6 times.

@@ -35,9 +35,9 @@ TIMM_PARAMS = [
 ]
 
 
-@pytest.mark.parametrize("name,variant,expected", TIMM_PARAMS)
-def test_parameter_counts_equal_timm(name, variant, expected):
-    model = resnet.BUILDERS[name](weights=None, variant=variant)
+@pytest.mark.parametrize("name,layout,expected", TIMM_PARAMS)
+def test_parameter_counts_equal_timm(name, layout, expected):
+    model = resnet.BUILDERS[name](weights=None, layout=layout)
     assert count_params(model) == expected
 
 
@@ -135,9 +135,9 @@ def test_input_tensor():
 
 
 def test_layer_names_are_a_stable_contract():
-    model = resnet.SEResNet50(weights=None, variant="legacy")
+    model = resnet.SEResNet50(weights=None, layout="legacy")
     names = [layer.name for layer in model.layers]
-    assert names == [layer.name for layer in resnet.SEResNet50(weights=None, variant="legacy").layers]
+    assert names == [layer.name for layer in resnet.SEResNet50(weights=None, layout="legacy").layers]
     block = [n for n in names if n.startswith("stage2_block1_")]
     assert block == [
         "stage2_block1_conv1", "stage2_block1_bn1", "stage2_block1_relu1",
@@ -201,8 +201,8 @@ def test_se_positions():
 
 
 def test_legacy_and_timm_layouts_differ_where_timm_says():
-    legacy = resnet.SEResNet50(weights=None, variant="legacy", include_top=False)
-    timm = resnet.SEResNet50(weights=None, variant="timm", include_top=False)
+    legacy = resnet.SEResNet50(weights=None, layout="legacy", include_top=False)
+    timm = resnet.SEResNet50(weights=None, layout="timm", include_top=False)
     assert legacy.get_layer("stage2_block1_conv1").strides == (2, 2)
     assert legacy.get_layer("stage2_block1_conv2").strides == (1, 1)
     assert timm.get_layer("stage2_block1_conv1").strides == (1, 1)
@@ -210,14 +210,14 @@ def test_legacy_and_timm_layouts_differ_where_timm_says():
     assert legacy.get_layer("stem_pool_pad").padding == ((0, 1), (0, 1))
     assert timm.get_layer("stem_pool_pad").padding == ((1, 1), (1, 1))
     # The legacy ResNeXt strides in the 3x3 conv like timm.
-    legacy_x = resnet.SEResNeXt50(weights=None, variant="legacy", include_top=False)
+    legacy_x = resnet.SEResNeXt50(weights=None, layout="legacy", include_top=False)
     assert legacy_x.get_layer("stage2_block1_conv2").strides == (2, 2)
     # SE widths: timm rounds C/16 to a multiple of 8, legacy floors.
-    assert resnet.SEResNet18(weights=None, variant="timm").get_layer("stage1_block1_se").width == 8
-    assert resnet.SEResNet18(weights=None, variant="legacy").get_layer("stage1_block1_se").width == 4
+    assert resnet.SEResNet18(weights=None, layout="timm").get_layer("stage1_block1_se").width == 8
+    assert resnet.SEResNet18(weights=None, layout="legacy").get_layer("stage1_block1_se").width == 4
 
 
-def test_default_variant_follows_the_best_checkpoint():
+def test_default_layout_follows_the_best_checkpoint():
     assert resnet.SEResNet50(weights=None).get_layer("stage2_block1_conv2").strides == (2, 2)
     assert resnet.SEResNet101(weights=None, include_top=False).get_layer(
         "stage2_block1_conv1").strides == (2, 2)
@@ -273,8 +273,8 @@ BAD_ARGUMENTS = [
     (dict(weights=None, input_shape=(None, None, 3)), r"static.*Received: input_shape=\(None, None, 3\)"),
     (dict(weights=None, include_top=False, pooling="median"), r"Received: pooling='median'"),
     (dict(weights="imagenet", classifier_activation="relu"), r"Received: classifier_activation='relu'"),
-    (dict(weights=None, variant="caffe"), r"Received: variant='caffe'"),
-    (dict(weights="legacy_in1k", variant="timm"), r"need variant='legacy'.*Received: variant='timm'"),
+    (dict(weights=None, layout="caffe"), r"Received: layout='caffe'"),
+    (dict(weights="legacy_in1k", layout="timm"), r"need layout='legacy'.*Received: layout='timm'"),
     (dict(weights=None, se_position="middle"), r"Received: se_position='middle'"),
     (dict(weights=None, se_stages=(0, 5)), r"Received: se_stages=\(0, 5\)"),
     (dict(weights=None, se_ratio=0), r"Received: se_ratio=0"),
@@ -291,3 +291,13 @@ BAD_ARGUMENTS = [
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         resnet.SEResNet50(**kwargs)
+
+
+def test_variant_is_a_deprecated_alias_of_layout():
+    with pytest.warns(DeprecationWarning, match="use `layout`"):
+        old = resnet.SEResNet18(weights=None, variant="legacy", input_shape=(64, 64, 3))
+    new = resnet.SEResNet18(weights=None, layout="legacy", input_shape=(64, 64, 3))
+    assert [layer.name for layer in old.layers] == [layer.name for layer in new.layers]
+    assert old.get_layer("stage1_block1_se").width == 4  # the legacy C // 16 rule
+    with pytest.raises(ValueError, match=r"Received: layout='timm', variant='legacy'"):
+        resnet.SEResNet18(weights=None, layout="timm", variant="legacy")

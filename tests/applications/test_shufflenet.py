@@ -139,7 +139,7 @@ def test_include_top_false_pooling_shapes():
 
 def test_input_tensor_and_se_options():
     model = helpers.build_on_input_tensor(
-        SEShuffleNet, se_ratio=8, se_gate="relu", se_squeeze="max", se_position="output"
+        SEShuffleNet, se_ratio=8, se_gate="relu", se_squeeze="max", se_position="post"
     )
     helpers.assert_se_options(model, 16, ratio=8, gate="relu", squeeze="max")
     # After the unit's ReLU, on all of the concatenated channels.

@@ -22,7 +22,7 @@ CONFIG_D = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))
 
 # The paper (Hu et al., table 2): GFLOPs, VGG-16 -> SE-VGG-16.
 PAPER_GFLOPS = (15.47, 15.48)
-# SE-VGG-16's SE blocks at 224x224 (se_position="block"): one on each
+# SE-VGG-16's SE blocks at 224x224 (se_position="standard"): one on each
 # block's last activation, before its pool. (size, channels).
 SE_BLOCK_MAPS = [(224, 64), (112, 128), (56, 256), (28, 512), (14, 512)]
 
@@ -66,7 +66,7 @@ def test_layer_names_and_se_placement(models):
 
 def test_se_after_every_convolution():
     model = vgg.SEVGG16(
-        include_top=False, input_shape=(32, 32, 3), se_position="conv", se_ratio=8,
+        include_top=False, input_shape=(32, 32, 3), se_position="inner", se_ratio=8,
         se_gate="tanh", se_squeeze="max",
     )
     se = helpers.assert_se_options(model, 13, ratio=8, gate="tanh", squeeze="max")

@@ -18,7 +18,7 @@ from safetensors.numpy import save_file
 import se_keras
 from se_keras import cli
 from se_keras.applications import SEResNet18
-from se_keras.weights import from_timm
+from se_keras.applications import from_timm
 from tests.backends.references import relative_error
 from tests.weights import checkpoint_generator as gen
 
@@ -59,7 +59,7 @@ def test_convert_command_then_the_builder_reads_its_file(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
     sidecar = json.loads((tmp_path / "out" / "legacy_seresnet18.preprocessing.json").read_text())
     assert sidecar["weights"] == str(file)
-    model = SEResNet18(weights=str(output), variant="legacy", classifier_activation=None)
+    model = SEResNet18(weights=str(output), layout="legacy", classifier_activation=None)
     record = se_keras.get_preprocessing(model)
     assert (record.interpolation, record.crop_pct, record.weights) == (
         sidecar["interpolation"], sidecar["crop_pct"], str(file))

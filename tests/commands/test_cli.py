@@ -9,7 +9,7 @@ from safetensors.numpy import save_file
 
 from se_keras import __version__
 from se_keras.cli import main
-from se_keras.weights import from_timm
+from se_keras.applications import from_timm
 from tests.weights import checkpoint_generator as gen
 from tests.weights.test_timm_converter import FIXTURES
 

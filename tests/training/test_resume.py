@@ -192,16 +192,18 @@ def test_resume_does_not_need_the_initial_weights_again(tmp_path):
 
 def test_the_layout_of_the_weights_is_recorded_and_rebuilt(tmp_path):
     """SE-ResNet-18's default layout is legacy; a run in the other layout must
-    be restored in it (both have the same weight shapes)."""
+    be restored in it (both have the same weight shapes). The layout is asked
+    for by its deprecated name `variant`, and recorded as `layout`."""
     run_dir = tmp_path / "run"
     _run(run_dir, model="SEResNet18", model_kwargs={"variant": "timm"}, max_steps=1, image_size=32,
          batch_size=8, steps_per_epoch=1, epochs=1, checkpoint_every_steps=0)
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["model"]["kwargs"]["variant"] == "timm"
+    assert config["model"]["kwargs"]["layout"] == "timm"
+    assert "variant" not in config["model"]["kwargs"]
     model, _ = run_files.restore_model(run_dir)
     # timm's layout: the stem pool pads 1 on each side (legacy: ceil mode).
     assert model.get_layer("stem_pool_pad").padding == ((1, 1), (1, 1))
     from se_keras.applications import resnet
 
-    assert resnet.resolve_variant("seresnext50_32x4d", "legacy_in1k") == "legacy"
-    assert resnet.resolve_variant("seresnet18") == "legacy"
+    assert resnet.resolve_layout("seresnext50_32x4d", "legacy_in1k") == "legacy"
+    assert resnet.resolve_layout("seresnet18") == "legacy"

@@ -27,13 +27,13 @@ PAPER = [
 @pytest.mark.parametrize("name,plain,with_se", PAPER)
 def test_resnet_flops_match_the_paper(name, plain, with_se):
     for se, expected in ((False, plain), (True, with_se)):
-        model = resnet.BUILDERS[name](weights=None, variant="legacy", se=se)
+        model = resnet.BUILDERS[name](weights=None, layout="legacy", se=se)
         gflops = count_flops(model) / 1e9
         assert abs(gflops - expected) <= 0.01 * expected, (se, gflops)
 
 
 def test_timm_layout_costs_more():
-    gflops = count_flops(resnet.SEResNet50(weights=None, variant="timm")) / 1e9
+    gflops = count_flops(resnet.SEResNet50(weights=None, layout="timm")) / 1e9
     assert abs(gflops - 4.09) <= 0.01 * 4.09  # an independent count of timm seresnet50
 
 

@@ -19,7 +19,7 @@ from se_keras.applications import SEResNet18
 from se_keras.applications import SEResNet50
 from se_keras.preprocessing import get_preprocessing
 from se_keras.weights import download
-from se_keras.weights import from_timm
+from se_keras.applications import from_timm
 from se_keras.weights import registry
 from se_keras.weights.loading import converted_path
 from se_keras.weights.timm_converter import ConversionError

@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from se_keras.weights import from_timm
+from se_keras.applications import from_timm
 from se_keras.weights.readers import CheckpointReadError
 from se_keras.weights.readers import read_checkpoint
 from se_keras.weights.timm_converter import keras_targets

@@ -4,7 +4,7 @@ import pytest
 
 from se_keras.applications import resnet
 from se_keras.weights import registry
-from se_keras.weights.loading import parse_timm_name
+from se_keras.applications.timm_names import parse_timm_name
 from tests.applications.test_resnet import TIMM_PARAMS
 
 
@@ -14,15 +14,15 @@ def test_rows_are_consistent():
     expected = {(resnet.BUILDERS[b].arch, v): n for b, v, n in TIMM_PARAMS}
     for c in registry.CHECKPOINTS:
         assert c.arch in resnet.ARCHITECTURES
-        assert c.variant in resnet.VARIANTS
-        assert parse_timm_name(c.timm_name) == (c.arch, c.variant, True)
-        if (c.arch, c.variant) in expected:
-            assert c.params == expected[(c.arch, c.variant)], c.name
+        assert c.layout in resnet.LAYOUTS
+        assert parse_timm_name(c.timm_name) == (c.arch, c.layout, True)
+        if (c.arch, c.layout) in expected:
+            assert c.params == expected[(c.arch, c.layout)], c.name
         assert 0.8 <= c.crop_pct <= 1.0
         # Every row is a verified file: a GitHub release .pth with its sha256 prefix.
         assert c.url.startswith("https://github.com/"), c.name
         assert c.file_format == "pth" and len(c.sha256_prefix) >= 8, c.name
-        if c.variant == "timm":
+        if c.layout == "timm":
             assert c.hf_hub_id == f"timm/{c.timm_name}"
 
 
@@ -110,12 +110,12 @@ def test_imagenet_is_the_best_checkpoint_and_sets_the_default_layout():
     for arch in {c.arch for c in registry.CHECKPOINTS}:
         rows = registry.checkpoints_for(arch)
         assert registry.get(arch, "imagenet") is max(rows, key=lambda c: c.top1)
-        assert registry.default_variant(arch) == rows[0].variant
+        assert registry.default_layout(arch) == rows[0].layout
 
 
 def test_tags_and_errors():
     assert registry.get("seresnet50", "a1_in1k").timm_name == "seresnet50.a1_in1k"
-    assert registry.get("seresnet50", "legacy_seresnet50.in1k").variant == "legacy"
+    assert registry.get("seresnet50", "legacy_seresnet50.in1k").layout == "legacy"
     with pytest.raises(ValueError, match="Received: weights='b7_in1k'"):
         registry.get("seresnet50", "b7_in1k")
 
@@ -126,3 +126,15 @@ def test_mirror_replaces_the_base_url(monkeypatch):
     assert c.resolved_url() == "http://mirror.local/weights/se_resnet50-ce0d4300.pth"
     hub = registry.get("seresnet50", "ra2_in1k")
     assert hub.resolved_url() == "http://mirror.local/weights/seresnet50_ra_224-8efdb4bb.pth"
+
+
+def test_moved_names_keep_a_deprecated_alias():
+    import se_keras.weights
+    from se_keras.applications import timm_names
+
+    with pytest.warns(DeprecationWarning, match="se_keras.applications.from_timm"):
+        assert se_keras.weights.from_timm is timm_names.from_timm
+    with pytest.warns(DeprecationWarning, match="use Checkpoint.layout"):
+        assert registry.get("seresnet50", "legacy_in1k").variant == "legacy"
+    assert resnet.resolve_variant is resnet.resolve_layout
+    assert resnet.resolve_layout("seresnet101") == "legacy"

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from se_keras.weights import from_timm
+from se_keras.applications import from_timm
 from se_keras.weights.timm_converter import ConversionError
 from tests.weights import checkpoint_generator as gen
 
@@ -35,7 +35,7 @@ def test_every_registry_architecture_has_a_fixture():
 
     names = {p.stem for p in FIXTURES}
     for c in registry.CHECKPOINTS:
-        expected = f"legacy_{c.arch}" if c.variant == "legacy" else c.arch
+        expected = f"legacy_{c.arch}" if c.layout == "legacy" else c.arch
         assert expected in names, f"no timm fixture for {c.name} ({expected})"
 
 
