@@ -150,8 +150,13 @@ def _registered(arch, weights):
     return None
 
 
-def _layout_argument(layout, variant):
-    """`layout`, or the value of its deprecated old name `variant`."""
+def layout_argument(layout, variant):
+    """`layout`, or the value of its deprecated old name `variant` (warns; both differing is an error).
+
+    Example:
+    >>> layout_argument("legacy", None)
+    'legacy'
+    """
     if variant is None:
         return layout
     _arguments.warn_deprecated(
@@ -167,7 +172,7 @@ def _layout_argument(layout, variant):
 
 def _public(arch, *, weights, layout, variant, name, **kwargs):
     """Builds `arch` in the layout its weights need, then loads the weights."""
-    layout = resolve_layout(arch, weights, _layout_argument(layout, variant))
+    layout = resolve_layout(arch, weights, layout_argument(layout, variant))
     checkpoint = _registered(arch, weights)
     if checkpoint is not None:
         changed = sorted(set(kwargs) - _OPTIONS_KEEPING_WEIGHTS)

@@ -56,9 +56,8 @@ def model_arguments(config, num_classes, run_dir, resume):
     if arch in resnet.ARCHITECTURES:
         # The layout follows the initial weights (legacy_in1k builds the
         # Caffe layout); recorded, so that the run's model is rebuilt in it.
-        if "variant" in kwargs:  # the deprecated name of `layout`
-            kwargs.setdefault("layout", kwargs.pop("variant"))
-        kwargs["layout"] = resnet.resolve_layout(arch, weights, kwargs.get("layout"))
+        layout = resnet.layout_argument(kwargs.get("layout"), kwargs.pop("variant", None))
+        kwargs["layout"] = resnet.resolve_layout(arch, weights, layout)
     if resume:
         # The initial weights (a file that may be gone, a download) are not
         # loaded again.
