@@ -31,7 +31,6 @@ import logging
 import math
 import os
 import pathlib
-import tempfile  # noqa: F401 - used by the doctests
 
 import numpy as np
 import tensorflow as tf
@@ -185,6 +184,7 @@ def write_split(split, output_dir, name, class_names, num_shards=None, shuffle=T
     Example:
     >>> from se_keras.data.sources import get_source
     >>> source = get_source("digits")
+    >>> import tempfile
     >>> meta = write_split(source.validation, tempfile.mkdtemp(), "validation",
     ...                    source.class_names, num_shards=2)
     >>> meta["num_examples"]

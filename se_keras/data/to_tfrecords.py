@@ -6,7 +6,6 @@ other back.
 """
 
 import pathlib
-import tempfile  # noqa: F401 - used by the doctest
 
 from se_keras._files import write_json_atomically
 from se_keras.data.sources import get_source
@@ -38,6 +37,7 @@ def write_tfrecords(data, output_dir, val_split="none", num_shards=None, val_sha
         The `dataset_info.json` contents.
 
     Example:
+    >>> import tempfile
     >>> info = write_tfrecords("digits", tempfile.mkdtemp())
     >>> info["splits"]["train"]["num_examples"]
     1797
