@@ -145,6 +145,13 @@ class TrainingLoop:
         """Evaluates if due, records and reports the epoch, checkpoints, refits the budget."""
         trainer, step, spe = self.trainer, self.step, self.trainer.steps_per_epoch
         epoch = math.ceil(step / spe)
+        # A spent budget ends the run here, before the row and the checkpoint:
+        # the last row gets its validation metrics, and the checkpoint records
+        # the shortened schedule, so a resume finds the run complete.
+        self._advance_clock()
+        if (self.budget and step < trainer.stop_step and trainer.strategy_kind != "multi_worker"
+                and self.budget.exhausted(trainer.train_seconds.numpy())):
+            trainer.stop_step = self.budget.stop_now(step)
         last = step == trainer.stop_step
         row = self._epoch_row(epoch, lr, last)
         trainer.history.append(row)
@@ -158,10 +165,10 @@ class TrainingLoop:
             callback.on_epoch_end(trainer, epoch, row)
         self._advance_clock()
         if self.budget and not last:
+            # An evaluation that overruns the budget is caught at the next
+            # epoch end (multi-worker runs rely on the fit alone: all workers
+            # agree on it).
             self._fit_budget()
-            if (trainer.strategy_kind != "multi_worker" and
-                    self.budget.exhausted(trainer.train_seconds.numpy())):
-                trainer.stop_step = self.budget.stop_now(step)
         self.progbar = None
 
     def _epoch_row(self, epoch, lr, last):

@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from se_keras import cli
+from se_keras.training import Callback
 from se_keras.training import resolve_config
 from se_keras.training import run_files
 from se_keras.training import train
@@ -207,3 +208,36 @@ def test_the_layout_of_the_weights_is_recorded_and_rebuilt(tmp_path):
 
     assert resnet.resolve_layout("seresnext50_32x4d", "legacy_in1k") == "legacy"
     assert resnet.resolve_layout("seresnet18") == "legacy"
+
+
+class SpendTheBudget(Callback):
+    """Stands for one step that took the whole time budget (a stall, a slow disk)."""
+
+    def __init__(self, at_step):
+        self.at_step = at_step
+
+    def on_step_end(self, trainer, step, logs):
+        if step == self.at_step:
+            trainer.train_seconds.assign_add(1e6)
+
+
+def test_a_spent_time_budget_ends_the_run_validated_and_complete(tmp_path):
+    # The budget runs out mid epoch 2 (step 6); the run stops at that epoch's
+    # end, and the last row, the results and the checkpoint all say so.
+    run_dir = tmp_path / "budget"
+    config = {**BASE, "epochs": 50, "time_budget_min": 10.0, "eval_every_epochs": 10,
+              "run_dir": str(run_dir)}
+    keras.utils.set_random_seed(0)
+    results = train(resolve_config("default", config), callbacks=[SpendTheBudget(6)])
+    assert results["steps"] == 8
+    history = _history(run_dir)
+    assert [row["step"] for row in history] == [4, 8]
+    assert "val_accuracy" not in history[0]
+    assert history[-1]["val_accuracy"] == results["val_accuracy"]
+    checkpoint = tf.train.load_checkpoint(str(run_dir / "checkpoints"))
+    assert checkpoint.get_tensor("schedule_total_steps/.ATTRIBUTES/VARIABLE_VALUE") == 8
+    # A resume finds the run complete instead of training past the budget.
+    keras.utils.set_random_seed(0)
+    again = train(resolve_config("default", config), resume=True)
+    assert again["steps"] == 8
+    assert _history(run_dir) == history
