@@ -148,6 +148,7 @@ class TrainingLoop:
         # A spent budget ends the run here, before the row and the checkpoint:
         # the last row gets its validation metrics, and the checkpoint records
         # the shortened schedule, so a resume finds the run complete.
+        # Multi-worker runs rely on the fit alone, which all workers agree on.
         self._advance_clock()
         if (self.budget and step < trainer.stop_step and trainer.strategy_kind != "multi_worker"
                 and self.budget.exhausted(trainer.train_seconds.numpy())):
@@ -165,9 +166,9 @@ class TrainingLoop:
             callback.on_epoch_end(trainer, epoch, row)
         self._advance_clock()
         if self.budget and not last:
-            # An evaluation that overruns the budget is caught at the next
-            # epoch end (multi-worker runs rely on the fit alone: all workers
-            # agree on it).
+            # With the budget spent after the row (an evaluation that overran),
+            # the fit ends the run at the next step (a later fit may add one),
+            # at a validated last row.
             self._fit_budget()
         self.progbar = None
 

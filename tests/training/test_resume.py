@@ -241,3 +241,23 @@ def test_a_spent_time_budget_ends_the_run_validated_and_complete(tmp_path):
     again = train(resolve_config("default", config), resume=True)
     assert again["steps"] == 8
     assert _history(run_dir) == history
+
+
+class SpendTheBudgetAtEpochEnd(Callback):
+    """Stands for an epoch end (evaluation, checkpoint) that overran the budget."""
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        if epoch == 1:
+            trainer.train_seconds.assign_add(1e6)
+
+
+def test_a_budget_spent_after_the_row_ends_the_run_within_the_next_epoch(tmp_path):
+    run_dir = tmp_path / "overrun"
+    config = {**BASE, "epochs": 50, "time_budget_min": 10.0, "eval_every_epochs": 10,
+              "run_dir": str(run_dir)}
+    keras.utils.set_random_seed(0)
+    results = train(resolve_config("default", config), callbacks=[SpendTheBudgetAtEpochEnd()])
+    history = _history(run_dir)
+    assert 4 < results["steps"] < 8
+    assert [row["step"] for row in history] == [4, results["steps"]]
+    assert "val_accuracy" in history[-1]
