@@ -9,6 +9,9 @@ speed.
 Units: the package's FLOPs counter counts multiply-adds (the paper's
 "FLOPs"), so speeds are reported in G multiply-adds per second (GMAC/s)
 for the models and the matmul alike (1 GMAC/s = 2 GFLOP/s).
+
+(Over 450 lines on purpose: the timings and the op-time profile measure one
+thing, SE's cost, on the same models and the same timed calls.)
 """
 
 import collections
@@ -199,6 +202,12 @@ class Profile:
     total_ms: float  # all TensorFlow ops of one forward pass (summed over threads)
     se_ms: float  # the ops inside SE layers
     se_ops: dict  # op type -> ms inside SE layers, e.g. {"Mul": 27.1, ...}
+    wall_ms: float = 0.0  # wall time of one profiled forward pass (profiler running)
+    parallel_ops: int = 0  # the most ops that ran at the same time in the trace
+    # "serial": one op at a time, op times add up to the forward's time;
+    # "overlapped": TensorFlow's default inter-op pool, where an op's time
+    # includes waiting for the cores that an op beside it holds.
+    ops: str = "overlapped"
 
     @property
     def overhead(self):
@@ -210,7 +219,8 @@ class Profile:
 
 
 def _op_times(xplane_path):
-    """(layer scope path, op type) -> total picoseconds, from a profiler trace."""
+    """From a profiler trace: {(layer scope path, op type): total picoseconds}
+    and the largest number of those ops that ran at the same time."""
     # The trace is TensorBoard's (public tf.profiler API); its XSpace proto
     # ships with TensorFlow. Ops run on the "tf_Compute" threads of the host
     # plane, one event each, named "scope/.../op_name:OpType".
@@ -220,6 +230,7 @@ def _op_times(xplane_path):
     with open(xplane_path, "rb") as f:
         space.ParseFromString(f.read())
     times = collections.Counter()
+    edges = []  # (time in ps, +1 at an op's start or -1 at its end)
     for plane in space.planes:
         for line in plane.lines:
             if not line.name.startswith("tf_Compute"):
@@ -232,7 +243,13 @@ def _op_times(xplane_path):
                     # _MklNativeFusedMatMul): report the op, not the kernel.
                     op_type = re.sub(r"^_(Mkl)?(Native)?", "", op_type)
                     times[(scope, op_type)] += event.duration_ps
-    return times
+                    start = line.timestamp_ns * 1000 + event.offset_ps
+                    edges += [(start, 1), (start + event.duration_ps, -1)]
+    running = most = 0
+    for _, step in sorted(edges):  # an end sorts before a start at the same time
+        running += step
+        most = max(most, running)
+    return times, most
 
 
 def _require_host_ops():
@@ -245,7 +262,7 @@ def _require_host_ops():
         )
 
 
-def profile_se(name, size, batch, steps=4, logdir=None, optimize=False):
+def profile_se(name, size, batch, steps=4, logdir=None, optimize=False, serial_ops=False):
     """Profiles the inference of an SE model (CPU, no XLA); returns a `Profile`.
 
     The trace is written under `logdir` (a temporary folder when None) and can
@@ -253,7 +270,50 @@ def profile_se(name, size, batch, steps=4, logdir=None, optimize=False):
     of the ops inside the model's `SqueezeExcitation` layers (and their
     `ProjectedSqueezeExcitation` form when `optimize` profiles the
     `optimize_for_inference` copy).
+
+    With `serial_ops`, the profile runs in a fresh process whose TensorFlow
+    runs one op at a time (`TF_NUM_INTEROP_THREADS=1`, the intra-op threads
+    unchanged), so each op's time is its own and the op times add up to the
+    forward's time. In the default schedule an independent op runs beside
+    another (the projected squeeze beside the 1x1 convolution it bypasses)
+    and its time includes waiting for the cores the other op holds.
+
+    Example:
+
+    >>> profile = profile_se("SEResNet20", 32, batch=2, steps=1, serial_ops=True)
+    >>> profile.ops, profile.parallel_ops
+    ('serial', 1)
     """
+    if serial_ops:
+        return _profile_in_subprocess(name, size, batch, steps, logdir, optimize)
+    return _profile_here(name, size, batch, steps, logdir, optimize)
+
+
+def _profile_in_subprocess(name, size, batch, steps, logdir, optimize):
+    import subprocess
+    import sys
+
+    import keras
+    import tensorflow as tf
+
+    _require_host_ops()
+    spec = {"name": name, "size": size, "batch": batch, "steps": steps, "logdir": logdir,
+            "optimize": optimize, "data_format": keras.config.image_data_format(),
+            "policy": keras.config.dtype_policy().name}
+    env = dict(os.environ, TF_NUM_INTEROP_THREADS="1", KERAS_BACKEND="tensorflow")
+    if tf.config.threading.get_intra_op_parallelism_threads():
+        env["TF_NUM_INTRAOP_THREADS"] = str(tf.config.threading.get_intra_op_parallelism_threads())
+    done = subprocess.run([sys.executable, "-m", "se_keras.benchmarking", json.dumps(spec)],
+                          env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"The serial-ops profile of {name} failed (exit code "
+                           f"{done.returncode}):\n{done.stderr[-3000:]}")
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    answer.pop("overhead")
+    return Profile(**answer)
+
+
+def _profile_here(name, size, batch, steps, logdir, optimize):
     import tensorflow as tf
 
     from se_keras.layers import SqueezeExcitation
@@ -270,33 +330,39 @@ def profile_se(name, size, batch, steps=4, logdir=None, optimize=False):
         logdir = logdir or scratch
         tf.profiler.experimental.start(logdir)
         try:
+            start = time.perf_counter()
             for _ in range(steps):
                 forward().numpy()
+            wall_ms = (time.perf_counter() - start) * 1e3 / steps
         finally:
             tf.profiler.experimental.stop()
         paths = sorted(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True),
                        key=os.path.getmtime)
-        times = _op_times(paths[-1])
+        times, parallel_ops = _op_times(paths[-1])
     suffix = re.compile(r"_\d+$")  # Keras numbers repeated name scopes
     se_ops = collections.Counter()
     for (scope, op_type), ps in times.items():
         if any(suffix.sub("", part) in se_names or part in se_names
                for part in scope.split("/")):
             se_ops[op_type] += ps / 1e9 / steps
-    total_ms = sum(times.values()) / 1e9 / steps
+    serial = (tf.config.threading.get_inter_op_parallelism_threads() == 1
+              or os.environ.get("TF_NUM_INTEROP_THREADS") == "1")
     return Profile(model=f"{name} (optimized)" if optimize else name, batch=batch, size=size,
-                   total_ms=total_ms,
-                   se_ms=sum(se_ops.values()), se_ops=dict(se_ops.most_common()))
+                   total_ms=sum(times.values()) / 1e9 / steps,
+                   se_ms=sum(se_ops.values()), se_ops=dict(se_ops.most_common()),
+                   wall_ms=wall_ms, parallel_ops=parallel_ops,
+                   ops="serial" if serial else "overlapped")
 
 
 def profile_markdown(profiles):
     lines = [
-        "| model | batch | op time ms | SE ops ms | SE / rest | SE ops (ms) |",
-        "|---|---|---|---|---|---|",
+        "| model | batch | ops | op time ms | SE ops ms | SE / rest | SE ops (ms) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for p in profiles:
         ops_text = ", ".join(f"{k} {v:.1f}" for k, v in p.se_ops.items() if v >= 0.05)
-        lines.append(f"| {p.model} ({p.size}px) | {p.batch} | {p.total_ms:.1f} | {p.se_ms:.1f} | "
+        lines.append(f"| {p.model} ({p.size}px) | {p.batch} | {p.ops} | {p.total_ms:.1f} | "
+                     f"{p.se_ms:.1f} | "
                      f"{p.overhead:+.1%} | {ops_text} |")
     return "\n".join(lines)
 
@@ -360,11 +426,16 @@ def run(models=DEFAULT_MODELS, inference_batches=(1, 16), train_batch=8, xla=Fal
         for name, size in models:
             if name in MODELS:
                 batch = max(inference_batches)
-                profiles.append(profile_se(name, size, batch,
-                                           logdir=os.path.join(profile_dir, f"{name}_b{batch}"),
-                                           optimize=optimize))
-                log(profile_markdown(profiles[-1:]).splitlines()[-1])
-        table += "\n\nProfile of the SE models' inference (no XLA):\n\n" + profile_markdown(profiles)
+                for serial in (True, False):
+                    folder = f"{name}_b{batch}" + ("_serial" if serial else "")
+                    profiles.append(profile_se(name, size, batch,
+                                               logdir=os.path.join(profile_dir, folder),
+                                               optimize=optimize, serial_ops=serial))
+                    log(profile_markdown(profiles[-1:]).splitlines()[-1])
+        table += ("\n\nProfile of the SE models' inference (no XLA; ops serial: one at a "
+                  "time, op times add up to the forward's time; overlapped: TensorFlow's "
+                  "default schedule, an op's time includes waiting for cores):\n\n"
+                  + profile_markdown(profiles))
     if json_path:
         from se_keras._files import write_json_atomically
 
@@ -373,3 +444,14 @@ def run(models=DEFAULT_MODELS, inference_batches=(1, 16), train_batch=8, xla=Fal
             "results": [r.as_dict() for r in results],
             "profiles": [p.as_dict() for p in profiles]})
     return results, matmul, table
+
+
+if __name__ == "__main__":  # the subprocess of profile_se(serial_ops=True)
+    import sys
+
+    import keras
+
+    _spec = json.loads(sys.argv[1])
+    keras.config.set_image_data_format(_spec.pop("data_format"))
+    keras.config.set_dtype_policy(_spec.pop("policy"))
+    print(json.dumps(_profile_here(**_spec).as_dict()))

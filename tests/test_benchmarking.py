@@ -43,6 +43,20 @@ def test_profile_finds_the_squeeze_scale_and_excitation_ops(tmp_path):
     assert list(tmp_path.rglob("*.xplane.pb")), "the trace for TensorBoard was not written"
 
 
+def test_serial_profile_runs_one_op_at_a_time(tmp_path):
+    # The SE share the README reports: ops one at a time, in a fresh process,
+    # so no op's time includes waiting for cores that another op holds.
+    serial = benchmarking.profile_se("SEResNet20", 32, batch=2, steps=2, logdir=str(tmp_path),
+                                     optimize=True, serial_ops=True)
+    assert serial.ops == "serial" and serial.parallel_ops == 1
+    assert serial.model == "SEResNet20 (optimized)"
+    assert 0 < serial.se_ms < serial.total_ms <= serial.wall_ms
+    assert "Mul" in serial.se_ops
+    assert list(tmp_path.rglob("*.xplane.pb")), "the serial trace was not written"
+    here = benchmarking.profile_se("SEResNet20", 32, batch=2, steps=1)
+    assert here.ops == "overlapped" and here.parallel_ops >= 1
+
+
 def test_cli_writes_markdown_and_json(tmp_path, capsys):
     path = tmp_path / "bench.json"
     code = main(["benchmark", "--models", "SEResNet20:32", "--batch", "2", "--train-batch", "0",
@@ -54,4 +68,7 @@ def test_cli_writes_markdown_and_json(tmp_path, capsys):
     assert "Profile of the SE models" in out
     data = json.loads(path.read_text())
     assert data["results"][0]["model"] == "SEResNet20" and data["matmul_gmac_per_s"] > 0
-    assert data["profiles"][0]["se_ms"] > 0
+    assert [p["ops"] for p in data["profiles"]] == ["serial", "overlapped"]
+    assert all(p["se_ms"] > 0 for p in data["profiles"])
+    assert data["profiles"][0]["parallel_ops"] == 1
+    assert "| SEResNet20 (32px) | 2 | serial |" in out

@@ -29,8 +29,9 @@ def register(subparsers):
                         "both twins (what se-keras export serves)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--profile", metavar="DIR",
-                        help="also profile each SE model's inference (CPU, no XLA) and "
-                             "write the traces here for TensorBoard's Profile tab")
+                        help="also profile each SE model's inference (CPU, no XLA), with ops "
+                             "run one at a time (in a subprocess) and in TensorFlow's default "
+                             "schedule, and write the traces here for TensorBoard's Profile tab")
     parser.set_defaults(run=run)
 
 
