@@ -210,6 +210,14 @@ def test_the_layout_of_the_weights_is_recorded_and_rebuilt(tmp_path):
     assert resnet.resolve_layout("seresnet18") == "legacy"
 
 
+def _budgeted_run(run_dir, callbacks=(), resume=False):
+    """A 10-minute budget over 50 epochs of 4 steps, validated every 10th epoch."""
+    config = {**BASE, "epochs": 50, "time_budget_min": 10.0, "eval_every_epochs": 10,
+              "run_dir": str(run_dir)}
+    keras.utils.set_random_seed(0)
+    return train(resolve_config("default", config), callbacks=callbacks, resume=resume)
+
+
 class SpendTheBudget(Callback):
     """Stands for one step that took the whole time budget (a stall, a slow disk)."""
 
@@ -225,10 +233,7 @@ def test_a_spent_time_budget_ends_the_run_validated_and_complete(tmp_path):
     # The budget runs out mid epoch 2 (step 6); the run stops at that epoch's
     # end, and the last row, the results and the checkpoint all say so.
     run_dir = tmp_path / "budget"
-    config = {**BASE, "epochs": 50, "time_budget_min": 10.0, "eval_every_epochs": 10,
-              "run_dir": str(run_dir)}
-    keras.utils.set_random_seed(0)
-    results = train(resolve_config("default", config), callbacks=[SpendTheBudget(6)])
+    results = _budgeted_run(run_dir, [SpendTheBudget(6)])
     assert results["steps"] == 8
     history = _history(run_dir)
     assert [row["step"] for row in history] == [4, 8]
@@ -237,8 +242,7 @@ def test_a_spent_time_budget_ends_the_run_validated_and_complete(tmp_path):
     checkpoint = tf.train.load_checkpoint(str(run_dir / "checkpoints"))
     assert checkpoint.get_tensor("schedule_total_steps/.ATTRIBUTES/VARIABLE_VALUE") == 8
     # A resume finds the run complete instead of training past the budget.
-    keras.utils.set_random_seed(0)
-    again = train(resolve_config("default", config), resume=True)
+    again = _budgeted_run(run_dir, resume=True)
     assert again["steps"] == 8
     assert _history(run_dir) == history
 
@@ -253,10 +257,7 @@ class SpendTheBudgetAtEpochEnd(Callback):
 
 def test_a_budget_spent_after_the_row_ends_the_run_within_the_next_epoch(tmp_path):
     run_dir = tmp_path / "overrun"
-    config = {**BASE, "epochs": 50, "time_budget_min": 10.0, "eval_every_epochs": 10,
-              "run_dir": str(run_dir)}
-    keras.utils.set_random_seed(0)
-    results = train(resolve_config("default", config), callbacks=[SpendTheBudgetAtEpochEnd()])
+    results = _budgeted_run(run_dir, [SpendTheBudgetAtEpochEnd()])
     history = _history(run_dir)
     assert 4 < results["steps"] < 8
     assert [row["step"] for row in history] == [4, results["steps"]]
