@@ -301,8 +301,9 @@ def _profile_in_subprocess(name, size, batch, steps, logdir, optimize):
             "optimize": optimize, "data_format": keras.config.image_data_format(),
             "policy": keras.config.dtype_policy().name}
     env = dict(os.environ, TF_NUM_INTEROP_THREADS="1", KERAS_BACKEND="tensorflow")
-    if tf.config.threading.get_intra_op_parallelism_threads():
-        env["TF_NUM_INTRAOP_THREADS"] = str(tf.config.threading.get_intra_op_parallelism_threads())
+    intra_op_threads = tf.config.threading.get_intra_op_parallelism_threads()
+    if intra_op_threads:  # 0: TensorFlow's default, which the child picks for itself
+        env["TF_NUM_INTRAOP_THREADS"] = str(intra_op_threads)
     done = subprocess.run([sys.executable, "-m", "se_keras.benchmarking", json.dumps(spec)],
                           env=env, capture_output=True, text=True)
     if done.returncode != 0:
